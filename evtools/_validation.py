@@ -1,0 +1,134 @@
+"""Input checking shared by every public function: done once, at the boundary.
+
+Public functions call these helpers, then hand clean arrays to private numba
+kernels. Each helper raises :class:`~evtools._errors.InvalidInputError` with a
+message that says what was wrong and how to fix it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._errors import InvalidInputError
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+@njit(cache=True, parallel=True)
+def _first_nonfinite_per_column(a):
+    """For a 2-D array, the row of the first non-finite value per column (-1 if none)."""
+    n, m = a.shape
+    out = np.full(m, -1, dtype=np.int64)
+    for j in prange(m):
+        for i in range(n):
+            if not np.isfinite(a[i, j]):
+                out[j] = i
+                break
+    return out
+
+
+def _as_float_array(x, name):
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists, objects that refuse conversion
+        raise InvalidInputError(f"{name} could not be converted to an array: {exc}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InvalidInputError(
+            f"{name} must hold real numbers, got dtype {arr.dtype}; convert it with np.asarray(..., dtype=float)"
+        )
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise InvalidInputError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.dtype not in FLOAT_DTYPES:
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def check_finite(arr, name):
+    """Raise if ``arr`` (1-D or 2-D) holds NaN or inf, naming the first bad position."""
+    if arr.ndim == 1:
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise InvalidInputError(
+                f"{name} holds a non-finite value ({arr[bad[0]]}) at index {bad[0]}; "
+                "drop or impute NaN/inf before fitting"
+            )
+        return
+    rows = _first_nonfinite_per_column(arr)
+    cols = np.flatnonzero(rows >= 0)
+    if cols.size:
+        j = int(cols[0])
+        i = int(rows[j])
+        raise InvalidInputError(
+            f"{name} holds a non-finite value ({arr[i, j]}) at row {i}, column {j} "
+            f"({cols.size} column(s) affected); drop or impute NaN/inf before fitting"
+        )
+
+
+def as_matrix(G, name="G", *, finite=True, min_rows=1):
+    """Validate a gradient matrix.
+
+    Parameters
+    ----------
+    G : array_like, shape (n_samples, n_filters)
+    name : str
+        Used in error messages.
+    finite : bool
+        Reject NaN and inf.
+    min_rows : int
+        Fewest rows accepted.
+
+    Returns
+    -------
+    ndarray, shape (n_samples, n_filters), float32 or float64
+        float32 and float64 input is returned without a copy; other numeric
+        dtypes are converted to float64.
+    """
+    arr = _as_float_array(G, name)
+    if arr.ndim != 2:
+        hint = " (for one column use x[:, None])" if arr.ndim == 1 else ""
+        raise InvalidInputError(
+            f"{name} must be 2-D (n_samples, n_filters), got {arr.ndim}-D shape {arr.shape}{hint}"
+        )
+    if arr.shape[0] < min_rows or arr.shape[1] == 0:
+        raise InvalidInputError(
+            f"{name} has shape {arr.shape}: need at least {min_rows} row(s) and 1 column"
+        )
+    if finite:
+        check_finite(arr, name)
+    return arr
+
+
+def as_sample(x, name="x", *, finite=True, min_size=1):
+    """Validate a 1-D sample; returns a float64 contiguous copy-free array where possible."""
+    arr = _as_float_array(x, name)
+    if arr.ndim != 1:
+        raise InvalidInputError(f"{name} must be 1-D, got {arr.ndim}-D shape {arr.shape}")
+    if arr.size < min_size:
+        raise InvalidInputError(f"{name} has {arr.size} value(s); need at least {min_size}")
+    if finite:
+        check_finite(arr, name)
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def check_probability(q, name, *, open_low=True, open_high=True):
+    """Return ``q`` as float after checking it lies in (0, 1) (ends as asked)."""
+    try:
+        q = float(q)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be a number in (0, 1), got {q!r}") from exc
+    low_ok = q > 0 if open_low else q >= 0
+    high_ok = q < 1 if open_high else q <= 1
+    if not (low_ok and high_ok and np.isfinite(q)):
+        lo = "(" if open_low else "["
+        hi = ")" if open_high else "]"
+        raise InvalidInputError(f"{name} must lie in {lo}0, 1{hi}, got {q}")
+    return q
+
+
+def check_columns(G, n_filters, name="G"):
+    """Raise unless ``G`` has ``n_filters`` columns (the fitted model's)."""
+    if G.shape[1] != n_filters:
+        raise InvalidInputError(
+            f"{name} has {G.shape[1]} columns but the model was fitted on {n_filters}; "
+            "reference and diagnosed matrices must share their columns"
+        )
