@@ -1,0 +1,18 @@
+"""Per-column status codes shared by the fitting kernels and :class:`evtools.TailModel`.
+
+A status is an ``int8`` per column. Only ``OK`` columns use their fitted GPD
+tail; every other status has a documented fallback (see ``TailModel``), so a
+column with trouble is scored, never dropped and never NaN.
+"""
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    OK = 0             #: fit converged on enough exceedances
+    TOO_FEW = 1        #: fewer exceedances than ``min_exceed``
+    CONSTANT = 2       #: no spread to fit (constant column, or all exceedances equal)
+    NOT_CONVERGED = 3  #: the estimator did not converge
+    XI_BOUNDARY = 4    #: MLE at the xi = -1 boundary (the likelihood is unbounded below it)
+
+
+OK, TOO_FEW, CONSTANT, NOT_CONVERGED, XI_BOUNDARY = (int(s) for s in Status)
