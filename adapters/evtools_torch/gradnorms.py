@@ -1,0 +1,527 @@
+"""Per-sample, per-filter gradient-norm matrices of a PyTorch CNN.
+
+:func:`filter_gradient_norms` computes, for every input and every
+convolution filter, a norm of the gradient of that input's loss on the
+filter's weights: the matrix ``G`` that evtools' tail models and saliency
+scores take. One forward and one backward pass per batch; hooks on the
+convolutions turn each layer's output gradient into per-sample filter norms
+as it arrives (see :mod:`evtools_torch._persample`).
+"""
+from __future__ import annotations
+
+import os
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from evtools import FilterIndex
+from evtools._errors import InvalidInputError
+from evtools._memmap import NpyRowWriter, progress_bar
+
+from ._persample import L2_METHODS, REDUCTIONS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
+
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def filter_gradient_norms(
+    model,
+    data,
+    *,
+    loss=None,
+    reduction="mean_abs",
+    layers=None,
+    batch_size=64,
+    device=None,
+    progress=True,
+    out=None,
+    l2_method="auto",
+):
+    """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
+
+    Row ``i``, column ``j`` of ``G`` is a norm of the gradient of sample
+    ``i``'s loss with respect to the weights of filter ``j`` (one output
+    channel of one convolution). This is what Levin et al. (2022) compute with
+    one backward pass per sample; here a whole batch takes one forward and one
+    backward pass.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Run in eval mode (BatchNorm on running statistics, dropout off), so
+        that each row depends on its own input only; every module's mode is
+        restored afterwards.
+    data : (Tensor, Tensor) or iterable of (Tensor, Tensor)
+        One ``(inputs, targets)`` pair, or an iterable of such batches (a
+        ``DataLoader``). ``inputs``: shape (n, ...); ``targets``: shape (n, ...).
+    loss : callable, optional
+        ``loss(outputs, targets) -> Tensor of shape (n,)``, one loss per
+        sample. Default: cross-entropy with class-index targets (integers in
+        ``[0, n_classes)``) or class-probability targets (float, shape of the
+        outputs); for outputs with extra dimensions (e.g. segmentation) the
+        per-sample loss is the mean over them.
+    reduction : {"mean_abs", "l1", "l2"}
+        Norm of each filter's gradient ``g`` (its ``n_weights`` weight
+        gradients; the bias is excluded): ``mean(|g|)`` (Levin et al.),
+        ``sum(|g|)`` or ``sqrt(sum(g**2))``.
+    layers : sequence of str or torch.nn.Module, optional
+        Convolutions to include, by name (as in ``model.named_modules()``) or
+        as modules. Default: every ``Conv1d``, ``Conv2d`` and ``Conv3d``.
+        Columns follow module order whatever the order given.
+    batch_size : int
+        Samples per forward/backward pass; larger batches from ``data`` are split.
+    device : str or torch.device, optional
+        Device to move each batch to; the model must already be there. Default:
+        batches must already be on the model's device.
+    progress : bool
+        Show a tqdm progress bar (only when the output is a terminal).
+    out : str, os.PathLike or object with an ``update(block)`` method, optional
+        None: return ``G`` in memory. A path: rows are written to that
+        ``.npy`` file as batches finish and ``G`` is returned as a read-only
+        memory map, so a data set larger than memory streams to disk. An
+        accumulator such as :class:`evtools.TopKAccumulator`: each finished
+        block of rows (ndarray, shape (b, n_filters)) is passed to its
+        ``update`` and the accumulator is returned instead of ``G``, so a tail
+        model of a large reference set needs memory for its top rows only.
+    l2_method : {"auto", "ghost", "materialise"}
+        How ``"l2"`` is computed per layer: from the materialised per-sample
+        filter gradients, or by the ghost-norm identity
+        ``||g_c||^2 = dy_c^T (A^T A) dy_c`` (A: unfolded input, dy_c: output
+        gradient of filter c). ``"auto"`` takes the one with fewer
+        multiply-adds for each layer. Ignored for the other reductions.
+
+    Returns
+    -------
+    G : ndarray or numpy.memmap, shape (n_samples, n_filters), or the ``out`` accumulator
+        float64 for a float64 model, else float32. Rows follow ``data``'s order.
+    index : evtools.FilterIndex
+        Per column: layer name, channel, depth (order among the selected
+        layers) and number of weights (``C_in / groups * prod(kernel_size)``).
+
+    Raises
+    ------
+    evtools.InvalidInputError
+        For a model without convolutions, a bad ``layers`` entry, batches that
+        are not ``(inputs, targets)`` pairs of equal length, data on another
+        device than the model, targets out of range, a loss that is not one
+        finite value per sample, or a non-finite gradient norm.
+
+    Notes
+    -----
+    Parameters' ``.grad`` fields are not touched: the backward pass computes
+    gradients of the convolution outputs only (no weight gradients at all), and
+    each layer turns them into per-sample filter gradients with its unfolded
+    input. The whole model's per-sample gradients never exist at once; one
+    layer's (for a chunk of samples) at most. A convolution called several
+    times in one forward pass (shared weights) gets the norm of the sum of its
+    per-call gradients. Hooks are removed even when an error is raised.
+
+    Examples
+    --------
+    >>> G, index = filter_gradient_norms(model, (x, y), reduction="mean_abs")  # doctest: +SKIP
+    >>> G[:, index.columns_of("layer1.0.conv1")]                               # doctest: +SKIP
+    """
+    if not isinstance(model, nn.Module):
+        raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if reduction not in REDUCTIONS:
+        raise InvalidInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if l2_method not in L2_METHODS:
+        raise InvalidInputError(f"l2_method must be one of {L2_METHODS}, got {l2_method!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if loss is not None and not callable(loss):
+        raise InvalidInputError(f"loss must be callable as loss(outputs, targets), got {type(loss).__name__}")
+
+    convs = select_convolutions(model, layers)
+    index = FilterIndex.from_layers(
+        [name for name, _ in convs],
+        [conv.out_channels for _, conv in convs],
+        [conv.weight[0].numel() for _, conv in convs],
+    )
+    device, move = _check_device(convs, device)
+    dtype = np.float64 if convs[0][1].weight.dtype == torch.float64 else np.float32
+    batches, total = _batches(data)
+    sink = _sink(out, len(index), dtype)
+    recorder = _Recorder(convs, index, reduction, l2_method)
+    modes = [(module, module.training) for module in model.modules()]
+    row = 0
+    try:
+        model.eval()
+        with torch.enable_grad(), progress_bar(total, enabled=progress, desc="gradient norms") as bar:
+            for number, batch in enumerate(batches):
+                inputs, targets = _check_batch(batch, number, device, move)
+                for start in range(0, inputs.shape[0], batch_size):
+                    block = recorder.run(
+                        model, inputs[start:start + batch_size], targets[start:start + batch_size], loss, row
+                    )
+                    sink.write(block.numpy().astype(dtype, copy=False))
+                    row += block.shape[0]
+                    bar.update(block.shape[0])
+        if row == 0:
+            raise InvalidInputError("data holds no samples")
+        result = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    finally:
+        recorder.remove()
+        for module, training in modes:
+            module.training = training
+    return result, index
+
+
+def select_convolutions(model, layers=None):
+    """The convolutions to record, in module order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    layers : sequence of str or torch.nn.Module, optional
+        Default: every ``Conv1d``, ``Conv2d`` and ``Conv3d`` of ``model``.
+
+    Returns
+    -------
+    list of (str, torch.nn.Module)
+        Names as in ``model.named_modules()``.
+    """
+    named = list(model.named_modules())
+    if layers is None:
+        chosen = [(name, m) for name, m in named if isinstance(m, CONV_TYPES)]
+        if not chosen:
+            raise InvalidInputError(
+                f"{type(model).__name__} has no Conv1d, Conv2d or Conv3d module; filter gradient norms "
+                "need convolutions (ConvTranspose and Linear layers are not supported)"
+            )
+        return chosen
+    if isinstance(layers, (str, nn.Module)):
+        layers = [layers]
+    by_name = dict(named)
+    position = {id(m): i for i, (_, m) in enumerate(named)}
+    picked = {}
+    for item in layers:
+        if isinstance(item, str):
+            if item not in by_name:
+                convs = [name for name, m in named if isinstance(m, CONV_TYPES)]
+                raise InvalidInputError(f"layers: no module named {item!r}; the convolutions are {convs}")
+            module = by_name[item]
+        elif isinstance(item, nn.Module):
+            if id(item) not in position:
+                raise InvalidInputError(f"layers: {type(item).__name__} module is not part of the model")
+            module = item
+        else:
+            raise InvalidInputError(f"layers must hold module names or modules, got {type(item).__name__}")
+        if not isinstance(module, CONV_TYPES):
+            raise InvalidInputError(
+                f"layers: {item if isinstance(item, str) else ''!s} is a {type(module).__name__}; "
+                "only Conv1d, Conv2d and Conv3d are supported"
+            )
+        if id(module) in picked:
+            raise InvalidInputError("layers: a convolution is listed twice")
+        picked[id(module)] = position[id(module)]
+    if not picked:
+        raise InvalidInputError("layers is empty; pass None for every convolution")
+    return [named[i] for i in sorted(picked.values())]
+
+
+def _check_device(convs, device):
+    """Where batches go: ``(device, move)``; ``move`` says whether batches are moved there or must be there."""
+    if device is None:
+        devices = {conv.weight.device for _, conv in convs}
+        return (devices.pop() if len(devices) == 1 else None), False
+    device = torch.device(device)
+    for name, conv in convs:
+        if not _same_device(conv.weight.device, device):
+            raise InvalidInputError(
+                f"device={device} but layer {name!r} is on {conv.weight.device}; move the model "
+                f"with model.to({str(device)!r}) first"
+            )
+    return device, True
+
+
+def _same_device(a, b):
+    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
+
+
+def _batches(data):
+    """An iterator of raw batches and the number of samples if known."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return iter([data]), (data[0].shape[0] if data[0].ndim else None)
+    try:
+        iterator = iter(data)
+    except TypeError:
+        raise InvalidInputError(
+            f"data must be an (inputs, targets) pair of tensors or an iterable of such batches, "
+            f"got {type(data).__name__}"
+        ) from None
+    dataset = getattr(data, "dataset", None)
+    try:
+        total = len(dataset) if dataset is not None else None
+    except TypeError:
+        total = None
+    return iterator, total
+
+
+def _check_batch(batch, number, device, move):
+    """Validate one ``(inputs, targets)`` batch and move it to ``device`` (or check it is there)."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise InvalidInputError(
+            f"batch {number} is a {type(batch).__name__}"
+            + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+            + "; each batch must be an (inputs, targets) pair"
+        )
+    inputs, targets = batch
+    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise InvalidInputError(
+            f"batch {number}: inputs and targets must be tensors, got "
+            f"{type(inputs).__name__} and {type(targets).__name__}"
+        )
+    if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0]:
+        raise InvalidInputError(
+            f"batch {number}: inputs of shape {tuple(inputs.shape)} and targets of shape "
+            f"{tuple(targets.shape)} do not have the same number of samples (first dimension)"
+        )
+    if move:
+        return inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+    for name, tensor in (("inputs", inputs), ("targets", targets)):
+        if device is not None and not _same_device(tensor.device, device):
+            raise InvalidInputError(
+                f"batch {number}: {name} are on {tensor.device} but the model is on {device}; move the "
+                f"data, or pass device={str(device)!r} to move each batch"
+            )
+    return inputs, targets
+
+
+def _sink(out, n_columns, dtype):
+    if out is None:
+        return _MemorySink(n_columns, dtype)
+    if isinstance(out, (str, os.PathLike)):
+        return NpyRowWriter(out, n_columns, dtype)
+    if callable(getattr(out, "update", None)):
+        return _UpdateSink(out)
+    raise InvalidInputError(
+        f"out must be None, a file path or an accumulator with an update(block) method, got {type(out).__name__}"
+    )
+
+
+class _MemorySink:
+    def __init__(self, n_columns, dtype):
+        self.blocks = [np.zeros((0, n_columns), dtype=dtype)]
+
+    def write(self, block):
+        self.blocks.append(block)
+
+    def close(self):
+        return np.concatenate(self.blocks)
+
+    def abort(self):
+        self.blocks = []
+
+
+class _UpdateSink:
+    def __init__(self, target):
+        self.target = target
+
+    def write(self, block):
+        self.target.update(block)
+
+    def close(self):
+        return self.target
+
+    def abort(self):
+        pass
+
+
+class _Anchor(torch.autograd.Function):
+    """Identity on a convolution's input that also depends on a scalar leaf.
+
+    The backward pass is run for that leaf alone: it reaches every recorded
+    convolution (whatever feeds it, frozen or integer-indexed), computes no
+    parameter gradient and leaves ``.grad`` fields alone.
+    """
+
+    @staticmethod
+    def forward(ctx, x, anchor):
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad if ctx.needs_input_grad[0] else None), None
+
+
+class _Call:
+    """One forward call of a recorded convolution: its input until the output gradient arrives."""
+
+    __slots__ = ("x", "version")
+
+    def __init__(self, x):
+        self.x = x
+        self.version = x._version
+
+
+class _Layer:
+    """Recording state of one convolution for the current batch."""
+
+    def __init__(self, name, module, start):
+        self.name = name
+        self.module = module
+        self.geometry = ConvGeometry(module)
+        self.columns = slice(start, start + module.out_channels)
+        self.calls = 0      # forward calls in this batch
+        self.pending = 0    # calls whose output gradient has not arrived
+        self.summed = None  # per-sample gradients summed over calls, for convolutions called twice or more
+
+
+class _Recorder:
+    """Hooks on the recorded convolutions, and one batch's forward and backward pass."""
+
+    def __init__(self, convs, index, reduction, l2_method):
+        self.reduction = reduction
+        self.l2_method = l2_method
+        starts = np.concatenate([[0], np.cumsum([conv.out_channels for _, conv in convs])])
+        self.layers = [_Layer(name, conv, int(start)) for (name, conv), start in zip(convs, starts)]
+        self.n_columns = len(index)
+        self.anchor = None
+        self.result = None
+        self.handles = []
+        for layer in self.layers:
+            self.handles.append(layer.module.register_forward_pre_hook(partial(self._before, layer)))
+            self.handles.append(layer.module.register_forward_hook(partial(self._after, layer)))
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    def run(self, model, inputs, targets, loss, first_row):
+        """Forward and backward pass of one batch.
+
+        Returns
+        -------
+        Tensor on the CPU, shape (n, n_filters)
+        """
+        n = inputs.shape[0]
+        self.anchor = torch.zeros((), device=inputs.device, requires_grad=True)
+        self.result = None
+        for layer in self.layers:
+            layer.calls = layer.pending = 0
+            layer.summed = None
+        try:
+            outputs = model(inputs)
+            losses = _per_sample_loss(outputs, targets, loss, n, first_row)
+            torch.autograd.backward(losses.sum(), inputs=[self.anchor])
+            for layer in self.layers:
+                if layer.summed is not None:  # some calls of a shared convolution did not reach the loss
+                    self._store(layer, reduce_gradients(layer.summed, self.reduction))
+            if self.result is None:
+                raise InvalidInputError("no recorded convolution was run by the model's forward pass")
+            block = self.result
+            bad = ~torch.isfinite(block)
+            if bool(bad.any()):
+                i, j = (int(v) for v in bad.nonzero()[0])
+                raise InvalidInputError(
+                    f"non-finite gradient norm ({float(block[i, j])}) for sample {first_row + i} in layer "
+                    f"{self._layer_of(j).name!r}; check the model and inputs for overflow"
+                )
+            return block.cpu()
+        finally:
+            self.anchor = None
+            self.result = None
+            for layer in self.layers:
+                layer.summed = None
+
+    def _layer_of(self, column):
+        return next(layer for layer in self.layers if layer.columns.start <= column < layer.columns.stop)
+
+    def _before(self, layer, module, args):
+        if self.anchor is None or not args:
+            return None
+        return (_Anchor.apply(args[0], self.anchor),) + tuple(args[1:])
+
+    def _after(self, layer, module, args, output):
+        if self.anchor is None:
+            return
+        layer.calls += 1
+        layer.pending += 1
+        output.register_hook(partial(self._on_gradient, layer, _Call(args[0])))
+
+    def _on_gradient(self, layer, call, dy):
+        x, call.x = call.x, None
+        if x._version != call.version:
+            raise InvalidInputError(
+                f"the input of layer {layer.name!r} was modified in place after the convolution read it; "
+                "per-sample gradients need it unchanged (avoid in-place operations on convolution inputs)"
+            )
+        compute = torch.promote_types(x.dtype, torch.float32)
+        x, dy = x.detach().to(compute), dy.to(compute)
+        layer.pending -= 1
+        if layer.calls == 1:
+            self._store(layer, filter_norms(layer.geometry, x, dy, self.reduction, self.l2_method))
+            return
+        grads = per_sample_gradients(layer.geometry, x, dy)
+        layer.summed = grads if layer.summed is None else layer.summed + grads
+        if layer.pending == 0:
+            self._store(layer, reduce_gradients(layer.summed, self.reduction))
+            layer.summed = None
+
+    def _store(self, layer, norms):
+        if self.result is None:
+            self.result = torch.zeros((norms.shape[0], self.n_columns), dtype=norms.dtype, device=norms.device)
+        self.result[:, layer.columns] = norms.to(self.result.device)
+
+
+def _per_sample_loss(outputs, targets, loss, n, first_row):
+    """One loss per sample, checked: shape (n,) and finite."""
+    if loss is None:
+        losses = _cross_entropy(outputs, targets, first_row)
+    else:
+        losses = loss(outputs, targets)
+        if not isinstance(losses, torch.Tensor) or tuple(losses.shape) != (n,):
+            shape = tuple(losses.shape) if isinstance(losses, torch.Tensor) else type(losses).__name__
+            raise InvalidInputError(
+                f"loss must return one value per sample, a tensor of shape ({n},), got {shape}; "
+                "compute it with reduction='none'"
+            )
+    if not losses.requires_grad:
+        raise InvalidInputError("the loss does not depend on the model's recorded convolutions (no gradient)")
+    finite = torch.isfinite(losses.detach())
+    if not bool(finite.all()):
+        i = int((~finite).nonzero()[0, 0])
+        raise InvalidInputError(
+            f"the loss of sample {first_row + i} is {float(losses.detach()[i])}; check the inputs and the model's "
+            "outputs for NaN/inf"
+        )
+    return losses
+
+
+def _cross_entropy(outputs, targets, first_row):
+    """Per-sample cross-entropy, mean over any dimensions after the class dimension."""
+    if not isinstance(outputs, torch.Tensor) or outputs.ndim < 2:
+        shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
+        raise InvalidInputError(
+            f"cross-entropy needs logits of shape (n, n_classes, ...), the model returned {shape}; "
+            "pass loss= for other outputs"
+        )
+    n_classes = outputs.shape[1]
+    if targets.is_floating_point():
+        if targets.shape != outputs.shape:
+            raise InvalidInputError(
+                f"float targets are read as class probabilities and must have the outputs' shape "
+                f"{tuple(outputs.shape)}, got {tuple(targets.shape)}; class indices must be integers"
+            )
+    else:
+        if targets.dtype == torch.bool or targets.shape != outputs.shape[:1] + outputs.shape[2:]:
+            raise InvalidInputError(
+                f"class-index targets must be integers of shape {tuple(outputs.shape[:1] + outputs.shape[2:])}, "
+                f"got {targets.dtype} of shape {tuple(targets.shape)}"
+            )
+        bad = (targets < 0) | (targets >= n_classes)
+        if bool(bad.any()):
+            i = int(bad.flatten(1).any(1).nonzero()[0, 0]) if targets.ndim > 1 else int(bad.nonzero()[0, 0])
+            raise InvalidInputError(
+                f"target of sample {first_row + i} is out of range: the model has {n_classes} classes, so "
+                f"targets must lie in [0, {n_classes - 1}]"
+            )
+    losses = F.cross_entropy(outputs, targets, reduction="none")
+    return losses.flatten(1).mean(1) if losses.ndim > 1 else losses

@@ -1,0 +1,314 @@
+"""evtools_torch.filter_gradient_norms against the one-sample-at-a-time loop."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import evtools as ev  # noqa: E402
+from evtools_torch import TailAccumulator, filter_gradient_norms  # noqa: E402
+from tests.reference.torch_naive import filter_gradient_norms_loop  # noqa: E402
+
+torch.set_num_threads(1)
+REDUCTIONS = ("mean_abs", "l1", "l2")
+
+
+def _randomise_bn(model, seed):
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+    return model
+
+
+class Block(nn.Module):
+    """Residual block: grouped 3x3, BN, in-place ReLU, dilated 3x3, BN, skip."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, groups=2, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=2, dilation=2, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        out = torch.relu_(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x
+        return torch.relu(out)
+
+
+class Net2d(nn.Module):
+    def __init__(self, n_classes=5):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 6, 3, stride=2, padding=1, padding_mode="reflect")  # with bias
+        self.bn = nn.BatchNorm2d(6)
+        self.block = Block(6)
+        self.down = nn.Conv2d(6, 8, 1, stride=2, bias=False)  # 1x1, strided
+        self.same = nn.Conv2d(8, 4, (3, 2), padding="same", padding_mode="circular")  # asymmetric padding
+        self.valid = nn.Conv2d(4, 8, 2, padding_mode="replicate", padding=1, stride=(1, 2))
+        self.fc = nn.Linear(8, n_classes)
+
+    def forward(self, x):
+        x = self.block(torch.relu(self.bn(self.stem(x))))
+        x = torch.relu(self.same(torch.relu(self.down(x))))
+        x = self.valid(x)
+        return self.fc(x.mean((2, 3)))
+
+
+class Net1d(nn.Module):
+    def __init__(self, n_classes=3):
+        super().__init__()
+        self.conv1 = nn.Conv1d(2, 4, 5, padding=2)
+        self.conv2 = nn.Conv1d(4, 6, 3, stride=2, dilation=2, groups=2, padding=2, padding_mode="circular")
+        self.bn = nn.BatchNorm1d(6)
+        self.fc = nn.Linear(6, n_classes)
+
+    def forward(self, x):
+        x = self.bn(self.conv2(torch.relu(self.conv1(x))))
+        return self.fc(torch.relu(x).mean(2))
+
+
+class Net3d(nn.Module):
+    def __init__(self, n_classes=3):
+        super().__init__()
+        self.conv1 = nn.Conv3d(1, 4, 3, padding=1, padding_mode="replicate")
+        self.conv2 = nn.Conv3d(4, 4, (1, 3, 3), stride=(1, 2, 2), dilation=(1, 2, 1), groups=4, bias=False)
+        self.bn = nn.BatchNorm3d(4)
+        self.conv3 = nn.Conv3d(4, 6, 1)
+        self.fc = nn.Linear(6, n_classes)
+
+    def forward(self, x):
+        x = self.bn(self.conv2(torch.relu(self.conv1(x))))
+        x = self.conv3(torch.relu(x))
+        return self.fc(x.mean((2, 3, 4)))
+
+
+class Shared(nn.Module):
+    """One convolution applied twice (shared weights), plus a branch that does not reach the loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Conv2d(3, 4, 3, padding=1)
+        self.shared = nn.Conv2d(4, 4, 3, padding=1)
+        self.unused = nn.Conv2d(4, 2, 1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.first(x))
+        self.unused(x)
+        x = self.shared(torch.relu(self.shared(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+def _case(kind, dtype=torch.float64, n=6, seed=0):
+    torch.manual_seed(seed)
+    if kind == "2d":
+        model, x, k = Net2d(), torch.randn(n, 3, 12, 12), 5
+    elif kind == "1d":
+        model, x, k = Net1d(), torch.randn(n, 2, 16), 3
+    elif kind == "3d":
+        model, x, k = Net3d(), torch.randn(n, 1, 6, 8, 8), 3
+    else:
+        model, x, k = Shared(), torch.randn(n, 3, 8, 8), 3
+    _randomise_bn(model, seed)
+    y = torch.randint(0, k, (n,))
+    return model.to(dtype), x.to(dtype), y
+
+
+def _assert_rows_close(G, ref, rtol):
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(G, ref, rtol=rtol, atol=rtol * 1e-3 * scale)
+
+
+@pytest.mark.parametrize("kind", ["2d", "1d", "3d", "shared"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_rows_equal_the_loop(kind, reduction):
+    model, x, y = _case(kind)
+    ref = filter_gradient_norms_loop(model, x, y, reduction)
+    G, index = filter_gradient_norms(model, (x, y), reduction=reduction, batch_size=4, progress=False)
+    assert G.dtype == np.float64 and G.shape == ref.shape == (x.shape[0], len(index))
+    _assert_rows_close(G, ref, 1e-9)
+
+
+@pytest.mark.parametrize("kind", ["2d", "1d", "3d"])
+def test_float32_rows_close_to_float64_loop(kind):
+    model, x, y = _case(kind)
+    ref = filter_gradient_norms_loop(model, x, y, "mean_abs")
+    G, _ = filter_gradient_norms(model.float(), (x.float(), y), progress=False)
+    assert G.dtype == np.float32
+    _assert_rows_close(G, ref, 1e-5)
+
+
+@pytest.mark.parametrize("kind", ["2d", "1d", "3d"])
+def test_ghost_and_materialised_l2_agree(kind):
+    model, x, y = _case(kind)
+    ref = filter_gradient_norms_loop(model, x, y, "l2")
+    for method in ("ghost", "materialise", "auto"):
+        G, _ = filter_gradient_norms(model, (x, y), reduction="l2", l2_method=method, progress=False)
+        _assert_rows_close(G, ref, 1e-9)
+    G32, _ = filter_gradient_norms(model.float(), (x.float(), y), reduction="l2", l2_method="ghost", progress=False)
+    _assert_rows_close(G32, ref, 1e-4)
+
+
+def test_auto_route_picks_ghost_for_deep_small_layers():
+    from evtools_torch._persample import ConvGeometry
+
+    geom = ConvGeometry(nn.Conv2d(64, 64, 3))
+    assert geom.route(4, "l2", "auto") == "ghost"
+    assert geom.route(32 * 32, "l2", "auto") == "materialise"
+    assert geom.route(4, "mean_abs", "auto") == "materialise"
+
+
+def test_rows_do_not_depend_on_batch_size_or_batch_mates():
+    model, x, y = _case("2d", n=9)
+    G_all, _ = filter_gradient_norms(model, (x, y), batch_size=64, progress=False)
+    G_one, _ = filter_gradient_norms(model, (x, y), batch_size=1, progress=False)
+    np.testing.assert_allclose(G_one, G_all, rtol=1e-12)
+    perm = torch.randperm(9)
+    G_perm, _ = filter_gradient_norms(model, (x[perm], y[perm]), batch_size=4, progress=False)
+    np.testing.assert_allclose(G_perm, G_all[perm.numpy()], rtol=1e-12)
+
+
+def test_iterable_of_batches_and_memmap(tmp_path):
+    model, x, y = _case("2d", dtype=torch.float32, n=10)
+    G, index = filter_gradient_norms(model, (x, y), progress=False)
+    batches = [(x[:3], y[:3]), [x[3:7], y[3:7]], (x[7:], y[7:])]
+    G_list, _ = filter_gradient_norms(model, batches, batch_size=2, progress=False)
+    np.testing.assert_allclose(G_list, G, rtol=1e-5)
+    path = tmp_path / "G.npy"
+    G_map, index_map = filter_gradient_norms(
+        model, (b for b in batches), batch_size=2, out=path, progress=False
+    )
+    assert isinstance(G_map, np.memmap) and index_map == index
+    np.testing.assert_array_equal(G_map, G_list)
+    np.testing.assert_array_equal(np.load(path), G_list)
+
+
+def test_accumulator_out_keeps_top_rows_and_count():
+    model, x, y = _case("1d", n=12)
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)
+    acc, index = filter_gradient_norms(model, (x, y), batch_size=5, out=TailAccumulator(3), progress=False)
+    assert acc.count == 12 and acc.n_filters == len(index)
+    np.testing.assert_allclose(acc.top, -np.sort(-G, axis=0)[:4], rtol=1e-12)
+
+
+def test_index_describes_columns():
+    model, x, y = _case("2d")
+    _, index = filter_gradient_norms(model, (x, y), progress=False)
+    names = ["stem", "block.conv1", "block.conv2", "down", "same", "valid"]
+    assert index.layers() == names
+    np.testing.assert_array_equal(index.channel[index.columns_of("down")], np.arange(8))
+    np.testing.assert_array_equal(index.depth[index.columns_of("same")], 4)
+    assert index.n_weights[index.columns_of("block.conv1")][0] == 3 * 9  # 6 / 2 groups
+    assert index.n_weights[index.columns_of("same")][0] == 8 * 6
+
+
+def test_layers_selection_by_name_and_module():
+    model, x, y = _case("2d")
+    G, index = filter_gradient_norms(model, (x, y), progress=False)
+    G_sub, index_sub = filter_gradient_norms(model, (x, y), layers=[model.down, "stem"], progress=False)
+    assert index_sub.layers() == ["stem", "down"]
+    np.testing.assert_array_equal(index_sub.depth, np.repeat([0, 1], [6, 8]))
+    cols = np.concatenate([index.columns_of("stem"), index.columns_of("down")])
+    np.testing.assert_allclose(G_sub, G[:, cols], rtol=1e-12)
+
+
+def test_custom_per_sample_loss():
+    model, x, _ = _case("3d")
+    target = torch.randn(x.shape[0], 3, dtype=x.dtype)
+
+    def mse(out, t):
+        return ((out - t) ** 2).sum(1)
+
+    ref = filter_gradient_norms_loop(model, x, target, "l1", loss=mse)
+    G, _ = filter_gradient_norms(model, (x, target), loss=mse, reduction="l1", progress=False)
+    _assert_rows_close(G, ref, 1e-9)
+
+
+def test_model_state_grads_and_hooks_left_alone():
+    model, x, y = _case("2d")
+    model.train()
+    model.block.eval()
+    model.stem.weight.grad = torch.ones_like(model.stem.weight)
+    running = model.bn.running_mean.clone()
+    filter_gradient_norms(model, (x, y), progress=False)
+    assert model.training and not model.block.training and model.bn.training
+    assert torch.equal(model.stem.weight.grad, torch.ones_like(model.stem.weight))
+    assert all(p.grad is None for n, p in model.named_parameters() if n != "stem.weight")
+    assert torch.equal(model.bn.running_mean, running)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    with pytest.raises(ev.InvalidInputError):
+        filter_gradient_norms(model, (x, y + 100), progress=False)
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert model.training and not model.block.training
+
+
+def test_frozen_model_gives_the_same_rows():
+    model, x, y = _case("2d")
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)
+    model.requires_grad_(False)
+    with torch.no_grad():
+        G_frozen, _ = filter_gradient_norms(model, (x, y), progress=False)
+    np.testing.assert_array_equal(G_frozen, G)
+
+
+def test_soft_targets_equal_one_hot_class_targets():
+    model, x, y = _case("2d")
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)
+    soft = nn.functional.one_hot(y, 5).to(x.dtype)
+    G_soft, _ = filter_gradient_norms(model, (x, soft), progress=False)
+    np.testing.assert_allclose(G_soft, G, rtol=1e-10)
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+
+def _raises(match, *args, **kwargs):
+    kwargs.setdefault("progress", False)
+    with pytest.raises(ev.InvalidInputError, match=match):
+        filter_gradient_norms(*args, **kwargs)
+
+
+def test_errors():
+    model, x, y = _case("2d", n=4)
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, 5))
+    _raises("no Conv1d, Conv2d or Conv3d", mlp, (x, y))
+    _raises(r"sample 2 is out of range.*\[0, 4\]", model, (x, torch.tensor([0, 1, 5, 2])))
+    _raises("sample 1 is out of range", model, (x, torch.tensor([0, -1, 1, 2])))
+    x_nan = x.clone()
+    x_nan[3, 0, 0, 0] = float("nan")
+    _raises("loss of sample 3 is nan", model, (x_nan, y))
+    _raises("inputs are on meta but the model is on cpu", model, (x.to("meta"), y))
+    _raises("same number of samples", model, (x, y[:3]))
+    _raises("same number of samples", model, [(x, y), (x, y[:2])])
+    _raises("pair", model, [(x, y, y)])
+    _raises("pair", model, 3)
+    _raises("shape \\(4,\\)", model, (x, y), loss=lambda out, t: out.sum())
+    _raises("no module named 'nope'", model, (x, y), layers=["nope"])
+    _raises("is a Linear", model, (x, y), layers=["fc"])
+    _raises("reduction must be one of", model, (x, y), reduction="max")
+    _raises("batch_size", model, (x, y), batch_size=0)
+    _raises("no samples", model, [])
+    _raises("class-index targets", model, (x, y[:, None]))
+    _raises("class probabilities", model, (x, y.float()))
+    _raises("device=meta", model, (x, y), device="meta")
+
+
+def test_in_place_change_of_a_conv_input_is_caught():
+    class InPlace(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 3)
+
+        def forward(self, x):
+            h = x * 1.0
+            out = self.conv(h)
+            h.mul_(2)
+            return out.mean((2, 3)) + h.mean()
+
+    model = InPlace().requires_grad_(False)
+    _raises("modified in place", model, (torch.randn(2, 3, 6, 6), torch.tensor([0, 1])))
