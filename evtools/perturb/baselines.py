@@ -142,11 +142,10 @@ def gaussian_matrix(n, sigma, truncate=4.0):
 
     Returns
     -------
-    ndarray, shape (n, n), float64, read-only (cached)
+    ndarray, shape (n, n), float64
+        Cached and shared between calls: read it, never write to it.
     """
-    m = gaussian_filter1d(np.eye(n), sigma, axis=0, mode="reflect", truncate=truncate)
-    m.setflags(write=False)
-    return m
+    return gaussian_filter1d(np.eye(n), sigma, axis=0, mode="reflect", truncate=truncate)
 
 
 def as_baseline(baseline):

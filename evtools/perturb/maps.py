@@ -119,6 +119,7 @@ def _upsampling_crops(n_cells, size):
     -------
     ndarray, shape (cell, size, n_cells), float64
         ``crops[shift] @ grid_axis`` is the upsampled, cropped profile.
+        Cached and shared between calls: read it, never write to it.
     """
     cell = math.ceil(size / n_cells)
     up = (n_cells + 1) * cell
@@ -129,9 +130,7 @@ def _upsampling_crops(n_cells, size):
     u = np.zeros((up, n_cells))
     np.add.at(u, (np.arange(up), i0), 1.0 - frac)
     np.add.at(u, (np.arange(up), i1), frac)
-    crops = np.stack([u[s:s + size] for s in range(cell)])
-    crops.setflags(write=False)
-    return crops
+    return np.stack([u[s:s + size] for s in range(cell)])
 
 
 class _SmoothMasks:
