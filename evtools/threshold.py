@@ -27,7 +27,7 @@ class ThresholdRule:
 
         Parameters
         ----------
-        S : ndarray, shape (n_rows, n_cols), float64, Fortran order
+        S : ndarray, shape (n_rows, n_cols), float32 or float64, Fortran order
             Each column sorted ascending.
         n_samples : int, optional
             The columns' full length when ``S`` holds only their largest
@@ -82,10 +82,10 @@ class _OrderStatisticRule(ThresholdRule):
                 f"{self!r} needs order statistic {rank} of {n}, but only the largest "
                 f"{n_rows} values per column are available; keep more values (a larger k)"
             )
-        lo = S[rank - first_kept]
+        lo = S[rank - first_kept].astype(np.float64)
         if frac == 0.0:
-            return lo.copy()
-        hi = S[rank - first_kept + 1]
+            return lo
+        hi = S[rank - first_kept + 1].astype(np.float64)
         return lo + frac * (hi - lo)
 
 

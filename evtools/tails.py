@@ -1,0 +1,302 @@
+"""Peaks-over-threshold tail models over all columns of a matrix at once.
+
+``fit_tails(G_ref)`` chooses a threshold per column, fits a generalized Pareto
+distribution (GPD) to the exceedances and returns a :class:`TailModel` that
+gives, for new values, the probability of seeing something at least as large.
+"""
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import _gof_kernels as GK
+from . import _tail_kernels as K
+from ._errors import InvalidInputError
+from ._status import Status
+from ._validation import as_matrix, check_columns, check_probability
+from .threshold import Quantile, ThresholdRule
+
+_BLOCK_BYTES = 64 * 2**20  # working copy of one block of columns
+
+
+def _sort_columns_into(out, G, j0, rows=4096):
+    """Copy G[:, j0:j0 + len(out)] transposed into ``out`` (B, n) and sort each row."""
+    B = out.shape[0]
+    for i in range(0, G.shape[0], rows):  # row chunks keep the transposing copy in cache
+        out[:, i:i + rows] = G[i:i + rows, j0:j0 + B].T
+    out.sort(axis=1)
+
+
+def _sorted_block(G, j0, j1, pool, n_threads):
+    """Columns j0:j1 of G sorted ascending, as an (n, B) Fortran-ordered array of G's dtype.
+
+    The copy and the sorts run in ``n_threads`` threads over column slices
+    (numpy releases the GIL for both).
+    """
+    T = np.empty((j1 - j0, G.shape[0]), dtype=G.dtype)
+    edges = np.linspace(0, j1 - j0, n_threads + 1).astype(int)
+    jobs = [(T[a:b], j0 + a) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    list(pool.map(lambda job: _sort_columns_into(job[0], G, job[1]), jobs))
+    return T.T
+
+
+def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
+              n_knots=64, block_size=None, progress=True):
+    """Fit a peaks-over-threshold tail model to every column of ``G``.
+
+    Parameters
+    ----------
+    G : array_like, shape (n_samples, n_filters)
+        Reference values, float32 or float64 (other dtypes are converted).
+        NaN and inf are rejected. ``G`` is never copied whole: columns are
+        sorted block by block in their own dtype (float32 stays float32) and
+        fitted in float64.
+    threshold : ThresholdRule, default ``Quantile(0.98)``
+        How each column's threshold is chosen.
+    method : {"mle", "pwm", "zhang", "mom"}
+        GPD estimator (see :func:`evtools.gpd_fit`).
+    min_exceed : int
+        Fewest exceedances for a GPD fit; columns with fewer get status
+        ``TOO_FEW`` and an exponential tail (see :class:`TailModel`).
+    n_samples : int, optional
+        Set when ``G`` holds only the largest rows of each column, sorted or
+        not, out of ``n_samples`` rows (a streaming top-k summary such as
+        :class:`evtools.TopKAccumulator`). Rates are then exceedances divided
+        by ``n_samples``; the empirical body is known only above the smallest
+        kept value.
+    n_knots : int
+        Order statistics stored per column to represent the empirical survival
+        below the threshold (see :class:`TailModel`).
+    block_size : int, optional
+        Columns per block; default keeps the working copy near 64 MiB.
+    progress : bool
+        Show a progress bar over blocks (hidden when not on a terminal).
+
+    Returns
+    -------
+    TailModel
+    """
+    G = as_matrix(G, "G")
+    rule = Quantile(0.98) if threshold is None else threshold
+    if not isinstance(rule, ThresholdRule):
+        raise InvalidInputError(
+            f"threshold must be a threshold rule such as ev.Quantile(0.98) or ev.TopK(500), got {rule!r}"
+        )
+    if method not in K.METHODS:
+        raise InvalidInputError(f"unknown method {method!r}; choose one of {sorted(K.METHODS)}")
+    if int(min_exceed) < 2:
+        raise InvalidInputError(f"min_exceed must be at least 2, got {min_exceed}")
+    if int(n_knots) < 2:
+        raise InvalidInputError(f"n_knots must be at least 2, got {n_knots}")
+    n_rows, F = G.shape
+    n_total = n_rows if n_samples is None else int(n_samples)
+    if n_total < n_rows:
+        raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
+    if block_size is None:
+        block_size = max(1, _BLOCK_BYTES // (G.itemsize * n_rows))
+    block_size = int(min(block_size, F))
+
+    parts = []
+    n_threads = numba.get_num_threads()
+    blocks = range(0, F, block_size)
+    with ThreadPoolExecutor(n_threads) as pool:
+        for j0 in tqdm(blocks, desc="fit_tails", unit="block", disable=None if progress else True):
+            j1 = min(j0 + block_size, F)
+            S = _sorted_block(G, j0, j1, pool, n_threads)
+            t = np.ascontiguousarray(rule.thresholds_from_sorted(S, n_total), dtype=np.float64)
+            parts.append((t, *K.fit_sorted_block(
+                S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))))
+            del S
+    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = (
+        np.concatenate(c, axis=0) for c in zip(*parts))
+    return TailModel(
+        threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
+        tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
+        ad_stat=ad, cvm_stat=cvm,
+        n_samples=n_total, method=method, rule=repr(rule), min_exceed=int(min_exceed),
+    )
+
+
+class TailModel:
+    """Per-column peaks-over-threshold tail models.
+
+    For column ``k`` with threshold ``t_k``, the survival function of a value
+    ``g`` is::
+
+        sf(g) = rate_k * GPD(sigma_k, xi_k).sf(g - t_k)     if g > t_k
+        sf(g) = empirical survival of the reference column    if g <= t_k
+
+    The empirical survival is the mid-p survival
+    ``(#(ref > g) + #(ref == g) / 2) / n_samples``: a value tied with
+    reference values counts half as exceeded, so a dead filter's usual value
+    (0 in a column of zeros) gets probability 1/2, not 0. It is stored at
+    ``n_knots`` order statistics up to the threshold (exact there) and
+    interpolated linearly between them; below the smallest reference value it
+    is 1. Just above the threshold the tail takes over at ``rate_k``; sf is
+    non-increasing in ``g`` throughout.
+
+    Columns whose ``status`` is not ``OK``:
+
+    - ``TOO_FEW``, ``NOT_CONVERGED`` or ``CONSTANT`` with exceedances: the
+      tail is exponential (``xi = 0``) with the mean excess as ``sigma``;
+      ``loglik`` is that exponential's.
+    - no exceedance at all (a constant column, such as a dead filter, or ties
+      at the top): ``sigma = inf``, ``loglik = NaN``, and every value above
+      the threshold has probability ``1 / (n_samples + 1)``, the smallest the
+      reference can support; ``score`` is then ``log10(n_samples + 1)``.
+    - ``XI_BOUNDARY`` (MLE at xi = -1): the fit is used as it is.
+
+    Beyond the upper end point of a bounded tail (xi < 0) the GPD gives
+    probability 0. ``logsf`` instead continues from where
+    ``1 + xi * y / sigma`` falls to machine epsilon as a straight line of
+    slope ``-1 / sigma``, so it stays finite and decreasing: values beyond
+    anything the model allows are ordered by how far beyond they are.
+
+    Attributes (arrays of shape (n_filters,))
+    -----------------------------------------
+    threshold, rate, sigma, xi, n_exceed, loglik, status
+    tail_mass : probability mass above the threshold used for scoring
+        (``rate``, or ``1 / (n_samples + 1)`` where no value exceeds).
+    knot_x, knot_sf : (n_filters, n_knots + 1) empirical body knots.
+    ad_stat, cvm_stat : goodness-of-fit statistics computed at fit time (see :meth:`gof`).
+    n_samples : int, rows of the reference matrix.
+    """
+
+    _ARRAYS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass",
+               "knot_x", "knot_sf", "body_complete", "ad_stat", "cvm_stat")
+
+    def __init__(self, *, threshold, n_exceed, sigma, xi, loglik, status, tail_mass, knot_x,
+                 knot_sf, body_complete, ad_stat, cvm_stat, n_samples, method, rule, min_exceed):
+        self.threshold = threshold
+        self.n_exceed = n_exceed
+        self.sigma = sigma
+        self.xi = xi
+        self.loglik = loglik
+        self.status = status
+        self.tail_mass = tail_mass
+        self.knot_x = knot_x
+        self.knot_sf = knot_sf
+        self.body_complete = body_complete
+        self.ad_stat = ad_stat
+        self.cvm_stat = cvm_stat
+        self.n_samples = int(n_samples)
+        self.method = method
+        self.rule = rule
+        self.min_exceed = int(min_exceed)
+
+    @property
+    def rate(self):
+        """Exceedances per reference sample, shape (n_filters,)."""
+        return self.n_exceed / self.n_samples
+
+    @property
+    def n_filters(self):
+        return self.threshold.shape[0]
+
+    def __len__(self):
+        return self.n_filters
+
+    # ------------------------------------------------------------ scoring
+    def _left(self):
+        return np.where(self.body_complete, 1.0, self.knot_sf[:, 0])
+
+    def logsf(self, G):
+        """Natural log of the tail probability P(S_k > g), shape (n_samples, n_filters).
+
+        Finite for every finite input and non-increasing in ``g`` per column,
+        even where ``sf`` underflows to 0 or lies beyond a bounded tail's end.
+        """
+        G = as_matrix(G, "G")
+        check_columns(G, self.n_filters)
+        return K.logsf_matrix(np.ascontiguousarray(G), self.threshold, self.tail_mass,
+                              self.sigma, self.xi, self.knot_x, self.knot_sf, self._left())
+
+    def sf(self, G):
+        """Tail probability P(S_k > g) per entry, shape (n_samples, n_filters)."""
+        return np.exp(self.logsf(G))
+
+    def score(self, G):
+        """Anomaly score ``-log10 P(S_k > g)`` per entry, shape (n_samples, n_filters); >= 0."""
+        return self.logsf(G) / -math.log(10.0)
+
+    def isf(self, q):
+        """Per column the level exceeded with probability ``q`` (SPOT's z_q), shape (n_filters,)."""
+        q = check_probability(q, "q", open_high=False)
+        return K.isf_vector(q, self.threshold, self.tail_mass, self.sigma, self.xi,
+                            self.knot_x, self.knot_sf)
+
+    def gof(self):
+        """Per-column goodness of fit of the GPD tails.
+
+        Anderson-Darling (A2) and Cramer-von Mises (W2) statistics of each
+        column's exceedances against its fitted GPD, computed during the fit,
+        with p-values from the Choulakian & Stephens (2001) tables interpolated
+        over xi (see :mod:`evtools.gof`; limited to [0.001, 0.999]). Columns
+        without a GPD fit (status not OK or XI_BOUNDARY) or with fewer than 5
+        exceedances get NaN. For a bootstrap p-value of one column, pass its
+        exceedances to :func:`evtools.gpd_gof`.
+
+        Returns
+        -------
+        dict of float64 arrays, shape (n_filters,)
+            ``ad_stat``, ``ad_pvalue``, ``cvm_stat``, ``cvm_pvalue``.
+        """
+        return {
+            "ad_stat": self.ad_stat, "ad_pvalue": GK.table_pvalues(self.ad_stat, self.xi, GK.AD_CRIT),
+            "cvm_stat": self.cvm_stat, "cvm_pvalue": GK.table_pvalues(self.cvm_stat, self.xi, GK.CVM_CRIT),
+        }
+
+    # ------------------------------------------------------------ tables and I/O
+    def to_dict(self):
+        """Per-column results as a dict of arrays (no pandas needed)."""
+        return {
+            "threshold": self.threshold, "rate": self.rate, "n_exceed": self.n_exceed,
+            "sigma": self.sigma, "xi": self.xi, "loglik": self.loglik, "status": self.status,
+        }
+
+    def to_frame(self):
+        """Per-column results as a pandas DataFrame (needs pandas)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(self.to_dict())
+        frame["status"] = [Status(s).name for s in self.status]
+        return frame
+
+    def save(self, path):
+        """Write the model to ``path`` (``.npz``)."""
+        meta = {"n_samples": self.n_samples, "method": self.method, "rule": self.rule,
+                "min_exceed": self.min_exceed, "format": 1}
+        np.savez(path, meta=json.dumps(meta), **{k: getattr(self, k) for k in self._ARRAYS})
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                arrays = {k: data[k] for k in cls._ARRAYS}
+        except (OSError, KeyError, ValueError) as exc:
+            raise InvalidInputError(f"{path} is not a TailModel file written by TailModel.save: {exc}") from exc
+        meta.pop("format")
+        return cls(**arrays, **meta)
+
+    def __repr__(self):
+        counts = np.bincount(self.status.astype(np.intp), minlength=len(Status))
+        status = ", ".join(f"{s.name}={counts[s]}" for s in Status if counts[s])
+        ok = self.status == Status.OK
+        lines = [
+            f"TailModel({self.n_filters} filters, {self.n_samples} samples, "
+            f"threshold={self.rule}, method={self.method!r})",
+            f"  status: {status}",
+            f"  exceedances per column: median {np.median(self.n_exceed):g}, "
+            f"min {self.n_exceed.min()}, max {self.n_exceed.max()}",
+        ]
+        if ok.any():
+            q = np.quantile(self.xi[ok], [0.05, 0.5, 0.95])
+            lines.append(f"  xi (OK columns): 5% {q[0]:.3g}, median {q[1]:.3g}, 95% {q[2]:.3g}")
+        return "\n".join(lines)
