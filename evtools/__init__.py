@@ -4,7 +4,12 @@ The core is framework-agnostic (numpy, scipy, statsmodels, numba). Framework
 adapters live beside it: ``evtools_torch`` for PyTorch.
 """
 from ._errors import EvtoolsError, InvalidInputError, NotFittedError
+from ._status import Status
+from .threshold import Quantile, ThresholdRule, TopK
 from .accumulate import TopKAccumulator
 from .filters import FilterIndex
+from .depth import DepthProfile, depth_profile
+from .normality import NormalityReport, normality_tests
+from .gof import GOFResult, gof_columns, gpd_gof
 
 __version__ = "0.1.0"

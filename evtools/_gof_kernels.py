@@ -1,0 +1,308 @@
+"""numba kernels behind :mod:`evtools.gof` and :class:`evtools.ForwardStop`.
+
+Statistics
+----------
+For exceedances ``y_1 <= ... <= y_n`` and a GPD(sigma, xi), ``z_i = F(y_i)``:
+
+* Anderson-Darling ``A2 = -n - (1/n) sum_i (2i - 1) [log z_i + log(1 - z_{n+1-i})]``
+* Cramer-von Mises ``W2 = sum_i (z_i - (2i - 1) / (2n))**2 + 1 / (12 n)``
+
+``log(1 - z)`` is computed as the GPD log-survival, so it stays accurate far in
+the tail. ``z`` is kept inside ``[Z_CLIP, 1 - Z_CLIP]`` so that a value at (or
+beyond) the fitted support's edge gives a large finite A2 rather than ``inf``.
+
+P-values from tables
+--------------------
+:func:`table_pvalue` reads :mod:`evtools._gof_tables`: the critical values
+are interpolated linearly in ``xi`` between the table's rows (``xi`` outside
+``[-0.5, 0.9]`` uses the nearest row), then the p-value is interpolated
+between the row's critical values linearly in the log-odds ``log(p / (1 - p))``.
+A statistic beyond the table's ends gets the end's p-value (``P_MIN = 0.001``
+or ``P_MAX = 0.999``).
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import _gof_tables as T
+from ._gpd_kernels import gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
+from ._status import OK
+
+Z_CLIP = 1e-15
+MIN_GOF_SIZE = 5  #: fewest exceedances for which the statistics are computed
+
+TABLE_XI = np.ascontiguousarray(T.XI, dtype=np.float64)
+TABLE_LOGODDS = np.ascontiguousarray(np.log(T.PVALUES / (1.0 - T.PVALUES)), dtype=np.float64)
+P_MIN = T.P_MIN
+P_MAX = T.P_MAX
+AD_CRIT = np.ascontiguousarray(T.AD_CRIT, dtype=np.float64)
+CVM_CRIT = np.ascontiguousarray(T.CVM_CRIT, dtype=np.float64)
+
+
+@njit(cache=True)
+def ad_cvm_sorted(y, sigma, xi):
+    """A2 and W2 of ascending exceedances ``y`` (n >= 1) against GPD(sigma, xi).
+
+    Returns
+    -------
+    (float, float) : A2, W2
+    """
+    n = y.shape[0]
+    log_z = np.empty(n)
+    log_1mz = np.empty(n)
+    w2 = 1.0 / (12.0 * n)
+    lo = math.log(Z_CLIP)
+    hi = math.log1p(-Z_CLIP)
+    for i in range(n):
+        ls = gpd_logsf_scalar(y[i], sigma, xi)
+        if ls > hi:
+            ls = hi
+        elif ls < lo:
+            ls = lo
+        log_1mz[i] = ls
+        z = -math.expm1(ls)
+        log_z[i] = math.log(z)
+        d = z - (2.0 * i + 1.0) / (2.0 * n)
+        w2 += d * d
+    acc = 0.0
+    for i in range(n):
+        acc += (2.0 * i + 1.0) * (log_z[i] + log_1mz[n - 1 - i])
+    return -n - acc / n, w2
+
+
+@njit(cache=True, parallel=True)
+def ad_cvm_columns(Y, counts, sigma, xi):
+    """Anderson-Darling A2 and Cramer-von Mises W2 of many columns at once.
+
+    This is the kernel behind :func:`evtools.gof.gof_columns` and
+    ``TailModel.gof()``.
+
+    Parameters
+    ----------
+    Y : float64 (k_max, n_cols), Fortran order
+        Exceedances (excess over the threshold, >= 0) of column ``j`` in
+        ``Y[:counts[j], j]``, in any order; rows below are padding, never read.
+        ``Y`` is not modified (each column is sorted in a scratch copy).
+    counts : int64 (n_cols,)
+        Number of exceedances per column, ``0 <= counts[j] <= k_max``.
+    sigma, xi : float64 (n_cols,)
+        GPD parameters per column.
+
+    Returns
+    -------
+    ad, cvm : float64 (n_cols,)
+        NaN where ``counts[j] < MIN_GOF_SIZE`` or the parameters are unusable
+        (``sigma`` not finite and > 0, ``xi`` not finite).
+    """
+    n_cols = Y.shape[1]
+    ad = np.full(n_cols, np.nan)
+    cvm = np.full(n_cols, np.nan)
+    for j in prange(n_cols):
+        n = counts[j]
+        s = sigma[j]
+        x = xi[j]
+        if n < MIN_GOF_SIZE or not (s > 0.0 and np.isfinite(s) and np.isfinite(x)):
+            continue
+        y = np.sort(Y[:n, j])
+        ad[j], cvm[j] = ad_cvm_sorted(y, s, x)
+    return ad, cvm
+
+
+@njit(cache=True)
+def table_pvalue(stat, xi, crit):
+    """P-value of ``stat`` for shape ``xi`` from a table of critical values.
+
+    Parameters
+    ----------
+    stat, xi : float
+    crit : float64 (len(TABLE_XI), len(TABLE_LOGODDS))
+        ``AD_CRIT`` or ``CVM_CRIT``.
+
+    Returns
+    -------
+    float in [P_MIN, P_MAX], NaN if ``stat`` or ``xi`` is NaN.
+    """
+    if not (np.isfinite(xi) and stat == stat):
+        return np.nan
+    n_rows = TABLE_XI.shape[0]
+    n_lev = TABLE_LOGODDS.shape[0]
+    # row interpolation weight, xi clipped to the table's range
+    if xi <= TABLE_XI[0]:
+        r, w = 0, 0.0
+    elif xi >= TABLE_XI[n_rows - 1]:
+        r, w = n_rows - 2, 1.0
+    else:
+        r = 0
+        while TABLE_XI[r + 1] < xi:
+            r += 1
+        w = (xi - TABLE_XI[r]) / (TABLE_XI[r + 1] - TABLE_XI[r])
+    c_prev = (1.0 - w) * crit[r, 0] + w * crit[r + 1, 0]
+    if stat <= c_prev:
+        return P_MAX
+    for j in range(1, n_lev):
+        c = (1.0 - w) * crit[r, j] + w * crit[r + 1, j]
+        if stat < c:
+            f = (stat - c_prev) / (c - c_prev)
+            lo = TABLE_LOGODDS[j - 1] + f * (TABLE_LOGODDS[j] - TABLE_LOGODDS[j - 1])
+            return 1.0 / (1.0 + math.exp(-lo))
+        c_prev = c
+    return P_MIN
+
+
+@njit(cache=True, parallel=True)
+def table_pvalues(stats, xi, crit):
+    """:func:`table_pvalue` over columns: ``stats``, ``xi`` float64 (n_cols,) -> (n_cols,)."""
+    n = stats.shape[0]
+    out = np.empty(n)
+    for j in prange(n):
+        out[j] = table_pvalue(stats[j], xi[j], crit)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def bootstrap_exceedances(U, sigma, xi, ad_obs, cvm_obs):
+    """Parametric bootstrap of A2 and W2 with the GPD refitted by MLE.
+
+    Replicate ``b`` maps the uniforms ``U[:, b]`` through the GPD(sigma, xi)
+    quantile function, refits the GPD by maximum likelihood and computes
+    both statistics; replicates run in parallel.
+
+    Parameters
+    ----------
+    U : float64 (n, n_boot), Fortran order, uniforms in [0, 1)
+    sigma, xi : float
+        The GPD fitted to the observed sample (the null model).
+    ad_obs, cvm_obs : float
+        Observed statistics.
+
+    Returns
+    -------
+    n_ad, n_cvm, n_valid : int
+        Replicates whose statistic is >= the observed one, and replicates
+        whose refit converged (only those are counted).
+    """
+    n, n_boot = U.shape
+    ge_ad = np.zeros(n_boot, dtype=np.int64)
+    ge_cvm = np.zeros(n_boot, dtype=np.int64)
+    valid = np.zeros(n_boot, dtype=np.int64)
+    for b in prange(n_boot):
+        u = np.sort(U[:, b])
+        y = np.empty(n)
+        for i in range(n):
+            y[i] = gpd_quantile_from_logsf(math.log1p(-u[i]), sigma, xi)
+        s, x, _, status = mle_fit(y)
+        if status != OK:
+            continue
+        a2, w2 = ad_cvm_sorted(y, s, x)
+        valid[b] = 1
+        ge_ad[b] = a2 >= ad_obs
+        ge_cvm[b] = w2 >= cvm_obs
+    return ge_ad.sum(), ge_cvm.sum(), valid.sum()
+
+
+FS_OK = 0  #: ForwardStop chose the first candidate it did not reject
+FS_ALL_REJECTED = 1  #: every usable candidate was rejected; the highest was chosen
+FS_NO_CANDIDATE = 2  #: no candidate had enough exceedances; the lowest was returned
+
+
+@njit(cache=True, parallel=True)
+def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad):
+    """ForwardStop threshold selection (Bader, Yan & Zhang 2018) over sorted columns.
+
+    For each column and each candidate threshold ``t_l`` (increasing in ``l``):
+    the exceedances ``y = x - t_l`` for ``x > t_l`` are fitted by MLE and
+    tested with A2 (``use_ad``) or W2, table p-value ``p_l``. Candidates with
+    fewer than ``min_exceed`` exceedances are skipped (NaN p-value); a fit
+    without usable parameters counts as a rejection (``p = P_MIN``). With
+    ``m`` usable candidates, ForwardStop rejects the first
+    ``k = max{k <= m : -(1/k) sum_{i<=k} log(1 - p_i) <= alpha}`` (0 if none)
+    and the column's threshold is usable candidate ``k + 1``; if all ``m``
+    are rejected the highest usable candidate is taken (flag
+    ``FS_ALL_REJECTED``); if ``m = 0`` the lowest candidate
+    (``FS_NO_CANDIDATE``).
+
+    Parameters
+    ----------
+    S : float64 (n_rows, n_cols), Fortran order, each column ascending
+    rank, frac : int64 (L,), float64 (L,)
+        Candidate ``l`` of a column is ``S[rank[l]] + frac[l] * (S[rank[l] + 1] - S[rank[l]])``.
+    alpha : float
+    min_exceed : int
+    use_ad : bool
+        Anderson-Darling (True) or Cramer-von Mises (False).
+
+    Returns
+    -------
+    threshold : float64 (n_cols,)
+    chosen : int64 (n_cols,), index of the chosen candidate
+    flag : int8 (n_cols,), ``FS_OK``, ``FS_ALL_REJECTED`` or ``FS_NO_CANDIDATE``
+    cand : float64 (L, n_cols), candidate thresholds
+    pvalue, sigma, xi : float64 (L, n_cols), per candidate (NaN where skipped)
+    n_exceed : int64 (L, n_cols)
+    """
+    n_rows, n_cols = S.shape
+    L = rank.shape[0]
+    crit = AD_CRIT if use_ad else CVM_CRIT
+    threshold = np.empty(n_cols)
+    chosen = np.zeros(n_cols, dtype=np.int64)
+    flag = np.zeros(n_cols, dtype=np.int8)
+    cand = np.empty((L, n_cols))
+    pvalue = np.full((L, n_cols), np.nan)
+    sigma = np.full((L, n_cols), np.nan)
+    xi = np.full((L, n_cols), np.nan)
+    n_exceed = np.zeros((L, n_cols), dtype=np.int64)
+    for j in prange(n_cols):
+        col = S[:, j]
+        for l in range(L):
+            r = rank[l]
+            t = col[r]
+            if frac[l] > 0.0:
+                t += frac[l] * (col[r + 1] - col[r])
+            cand[l, j] = t
+            first = np.searchsorted(col, t, side="right")
+            n_exc = n_rows - first
+            n_exceed[l, j] = n_exc
+            if n_exc < min_exceed:
+                continue
+            y = col[first:] - t
+            s, x, _, _ = mle_fit(y)
+            sigma[l, j] = s
+            xi[l, j] = x
+            if s > 0.0 and np.isfinite(s) and np.isfinite(x):
+                a2, w2 = ad_cvm_sorted(y, s, x)
+                pvalue[l, j] = table_pvalue(a2 if use_ad else w2, x, crit)
+            else:
+                pvalue[l, j] = P_MIN
+        # ForwardStop over the usable candidates, in order
+        total = 0.0
+        m = 0
+        k_hat = 0
+        last = -1
+        pick = -1
+        for l in range(L):
+            p = pvalue[l, j]
+            if p != p:
+                continue
+            m += 1
+            total -= math.log1p(-p)
+            if total / m <= alpha:
+                k_hat = m
+            last = l
+        if m == 0:
+            pick = 0
+            flag[j] = FS_NO_CANDIDATE
+        elif k_hat == m:
+            pick = last
+            flag[j] = FS_ALL_REJECTED
+        else:
+            seen = 0
+            for l in range(L):
+                if pvalue[l, j] == pvalue[l, j]:
+                    if seen == k_hat:
+                        pick = l
+                        break
+                    seen += 1
+        chosen[j] = pick
+        threshold[j] = cand[pick, j]
+    return threshold, chosen, flag, cand, pvalue, sigma, xi, n_exceed
