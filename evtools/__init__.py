@@ -10,6 +10,7 @@ from .accumulate import TopKAccumulator
 from .filters import FilterIndex
 from .depth import DepthProfile, depth_profile
 from .normality import NormalityReport, normality_tests
+from . import perturb
 from .gof import GOFResult, gof_columns, gpd_gof
 
 __version__ = "0.1.0"
