@@ -55,7 +55,8 @@ class Images:
         return a[0, ...] if self.single else a
 
 
-def _namespace(a, name):
+def with_namespace(a, name):
+    """``a`` (lists made numpy arrays) and its array namespace; raise for non-arrays."""
     if isinstance(a, (list, tuple)):
         a = np.asarray(a)
     try:
@@ -66,7 +67,7 @@ def _namespace(a, name):
         ) from exc
 
 
-def check_finite(xp, a, name):
+def require_finite(xp, a, name):
     """Raise unless every value of ``a`` is finite."""
     if not bool(xp.all(xp.isfinite(a))):
         n_bad = int(xp.sum(xp.astype(~xp.isfinite(a), xp.int64)))
@@ -77,7 +78,7 @@ def check_finite(xp, a, name):
 
 def as_images(x, name="x") -> Images:
     """Validate one image ``(C, H, W)`` or a batch ``(N, C, H, W)`` of floating-point values."""
-    x, xp = _namespace(x, name)
+    x, xp = with_namespace(x, name)
     if x.ndim not in (3, 4):
         raise InvalidInputError(
             f"{name} must be one image (C, H, W) or a batch (N, C, H, W), got {x.ndim}-D shape "
@@ -90,7 +91,7 @@ def as_images(x, name="x") -> Images:
         )
     if any(int(d) == 0 for d in x.shape):
         raise InvalidInputError(f"{name} is empty: shape {tuple(x.shape)}")
-    check_finite(xp, x, name)
+    require_finite(xp, x, name)
     x4 = x[None, ...] if x.ndim == 3 else x
     return Images(xp, x4, x.ndim == 3, array_device(x))
 
@@ -103,7 +104,7 @@ def as_maps(saliency, images: Images, name="saliency"):
     array, shape (N, H, W)
         In the images' namespace, device and dtype.
     """
-    saliency, sxp = _namespace(saliency, name)
+    saliency, sxp = with_namespace(saliency, name)
     n, _, h, w = images.shape
     want = (h, w) if images.single else (n, h, w)
     if tuple(int(d) for d in saliency.shape) != want:
@@ -118,7 +119,7 @@ def as_maps(saliency, images: Images, name="saliency"):
         raise InvalidInputError(f"{name} must be real-valued, got dtype {saliency.dtype}")
     s = images.xp.asarray(saliency, device=images.device)
     s = images.xp.astype(s, images.x.dtype)
-    check_finite(images.xp, s, name)
+    require_finite(images.xp, s, name)
     return s[None, ...] if images.single else s
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from .._errors import InvalidInputError
-from ._checks import Images, _namespace, as_images, check_finite
+from ._checks import Images, with_namespace, as_images, require_finite
 
 _PARAMS = {
     "zero": {},
@@ -62,7 +62,7 @@ class Baseline:
     --------
     >>> import numpy as np
     >>> x = np.ones((3, 8, 8))
-    >>> Baseline("constant", value=0.5)(x).mean()
+    >>> float(Baseline("constant", value=0.5)(x).mean())
     0.5
     """
 
@@ -181,7 +181,7 @@ def resolve_baseline(images: Images, baseline, name="baseline"):
         if not np.isfinite(baseline):
             raise InvalidInputError(f"{name} must be finite, got {baseline}")
         return xp.full_like(x, float(baseline))
-    baseline, _ = _namespace(baseline, name)
+    baseline, _ = with_namespace(baseline, name)
     try:
         b = xp.asarray(baseline, device=images.device)
         b = xp.broadcast_to(xp.astype(b, x.dtype), x.shape)
@@ -190,7 +190,7 @@ def resolve_baseline(images: Images, baseline, name="baseline"):
             f"{name} of shape {tuple(baseline.shape)} does not broadcast to the image batch "
             f"{images.shape}; give (C, H, W), (N, C, H, W) or a per-channel (C, 1, 1) array"
         ) from exc
-    check_finite(xp, b, name)
+    require_finite(xp, b, name)
     return b
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from array_api_compat import array_namespace, device as array_device
 from tqdm.auto import tqdm
 
 from .._errors import InvalidInputError
-from ._checks import _namespace, check_finite, descending_rank, fraction_count
+from ._checks import with_namespace, require_finite, descending_rank, fraction_count
 from .baselines import baseline_label, gaussian_matrix
 from .maps import mask_search, occlusion, rise
 
@@ -52,8 +52,8 @@ class Comparison:
 
 
 def _as_map_pair(map_a, map_b):
-    map_a, xp = _namespace(map_a, "map_a")
-    map_b, _ = _namespace(map_b, "map_b")
+    map_a, xp = with_namespace(map_a, "map_a")
+    map_b, _ = with_namespace(map_b, "map_b")
     if map_a.ndim not in (2, 3):
         raise InvalidInputError(f"map_a must be (H, W) or (N, H, W), got shape {tuple(map_a.shape)}")
     if tuple(map_b.shape) != tuple(map_a.shape):
@@ -66,8 +66,8 @@ def _as_map_pair(map_a, map_b):
     dtype = map_a.dtype if xp.isdtype(map_a.dtype, "real floating") else xp.float64
     a = xp.astype(map_a, dtype)
     b = xp.astype(xp.asarray(map_b, device=array_device(a)), dtype)
-    check_finite(xp, a, "map_a")
-    check_finite(xp, b, "map_b")
+    require_finite(xp, a, "map_a")
+    require_finite(xp, b, "map_b")
     single = a.ndim == 2
     if single:
         a, b = a[None, ...], b[None, ...]

@@ -16,7 +16,7 @@ import numpy as np
 from .._errors import InvalidInputError
 from .._validation import check_probability
 from ._checks import (
-    Images, _namespace, as_images, as_maps, as_model, check_finite, descending_rank, evaluate,
+    Images, with_namespace, as_images, as_maps, as_model, require_finite, descending_rank, evaluate,
     evaluate_images, positive_int,
 )
 from .baselines import Baseline, resolve_baseline
@@ -54,7 +54,7 @@ def _fill(images: Images, rep: Images, fill, seed):
         return resolve_baseline(rep, Baseline(fill, seed=seed), name="fill")
     if isinstance(fill, (str, numbers.Real, Baseline)):
         return resolve_baseline(rep, fill, name="fill")
-    fill, _ = _namespace(fill, "fill")
+    fill, _ = with_namespace(fill, "fill")
     if fill.ndim != 4:
         return resolve_baseline(rep, fill, name="fill")
     if tuple(fill.shape[1:]) != images.shape[1:]:
@@ -62,7 +62,7 @@ def _fill(images: Images, rep: Images, fill, seed):
             f"fill images must have the image shape {images.shape[1:]}, got {tuple(fill.shape[1:])}"
         )
     pool = xp.astype(xp.asarray(fill, device=images.device), images.x.dtype)
-    check_finite(xp, pool, "fill")
+    require_finite(xp, pool, "fill")
     pick = np.random.default_rng(seed).integers(0, pool.shape[0], size=rep.shape[0])
     return xp.take(pool, images.asarray(pick), axis=0)
 
