@@ -136,20 +136,23 @@ def _upsampling_crops(n_cells, size):
 class _SmoothMasks:
     """RISE-style masks from binary cell grids: bilinear upsampling then a random shift.
 
-    Built once per call; the grids live on the images' device, so building a
-    batch of masks is two batched matrix products there.
+    Built once per call; the upsampling matrices, shifts and grids live on the
+    images' device, so building a batch of masks is two batched matrix
+    products there.
     """
 
-    def __init__(self, images: Images, cells, rng, n_masks_shape):
+    def __init__(self, images: Images, cells):
         _, _, h, w = images.shape
         self.images = images
-        self.ch, self.cw = cells
-        crops_h, crops_w = _upsampling_crops(self.ch, h), _upsampling_crops(self.cw, w)
-        dtype = images.x.dtype
-        self.crops_h = images.asarray(crops_h, dtype=dtype)
-        self.crops_w = images.asarray(crops_w, dtype=dtype)
-        self.shift_h = images.asarray(rng.integers(0, crops_h.shape[0], size=n_masks_shape).reshape(-1))
-        self.shift_w = images.asarray(rng.integers(0, crops_w.shape[0], size=n_masks_shape).reshape(-1))
+        crops_h, crops_w = _upsampling_crops(cells[0], h), _upsampling_crops(cells[1], w)
+        self.cell_h, self.cell_w = crops_h.shape[0], crops_w.shape[0]
+        self.crops_h = images.asarray(crops_h, dtype=images.x.dtype)
+        self.crops_w = images.asarray(crops_w, dtype=images.x.dtype)
+
+    def draw_shifts(self, rng, shape):
+        """Draw the row shifts, then the column shifts, of masks of the given shape (flattened)."""
+        self.shift_h = self.images.asarray(rng.integers(0, self.cell_h, size=shape).reshape(-1))
+        self.shift_w = self.images.asarray(rng.integers(0, self.cell_w, size=shape).reshape(-1))
 
     def masks(self, grids, idx):
         """Masks ``idx`` (flat indices), shape (B, H, W), for grids of shape (n_masks, ch, cw)."""
@@ -247,7 +250,8 @@ def rise(f, x, n_masks=4000, cells=7, p=0.5, baseline="zero", *, seed=None, batc
     base = resolve_baseline(images, baseline)
     rng = np.random.default_rng(seed)
     grids = images.asarray(rng.random((n_masks,) + cells) < p)
-    smooth = _SmoothMasks(images, cells, rng, (n_masks,))
+    smooth = _SmoothMasks(images, cells)
+    smooth.draw_shifts(rng, (n_masks,))
 
     def masks_of(start, stop):
         return smooth.masks(grids, job_indices(images, start, stop, n_masks)[1])
@@ -268,30 +272,33 @@ def mask_search(
     """Black-box mask search of Thakur & Fischmeister (2020).
 
     A coarse random binary mask (``cells x cells``, each cell on with
-    probability ``p``), upsampled and shifted as in RISE, is updated over
-    ``n_iter`` iterations from the class score it obtains. With
-    ``s_t = f(x * M_t + b * (1 - M_t))`` in ``[0, 1]``:
+    probability ``p``) is updated over ``n_iter`` iterations from the class
+    score it obtains; at each iteration it is upsampled and shifted at random
+    as in RISE (giving ``M_t``). With ``s_t = f(x * M_t + b * (1 - M_t))`` in
+    ``[0, 1]``:
 
     * each cell that is on stays on with probability ``s_t``;
     * each cell that is off is switched on with probability ``1 - s_t``.
 
     A mask that keeps the evidence scores high and is kept almost unchanged;
-    one that hides it scores low and is reshuffled. This is the update the
-    authors describe ("randomly retaining p% of the unmasked pixels and
-    (1-p)% of the masked pixels, p the model's confidence, followed by weighing
-    the pixels using the class score"). The map accumulates the masks weighted
-    by their scores:
+    one that hides it scores low and is reshuffled. This is the update of the
+    authors ("randomly retaining p% of the unmasked pixels and (1-p)% of the
+    masked pixels", p the model's confidence, in their public notebook). The
+    map accumulates the masks weighted by their scores ("followed by weighing
+    the pixels using the class score"):
 
         S = 1 / (n_iter * n_chains) * sum_t sum_c s_{t,c} * M_{t,c}
 
-    ``n_chains`` independent masks (each with its own shift, fixed along the
-    chain) are searched at once, so each iteration is one batched evaluation.
+    Not kept from the notebook: its small learning-rate correction of the
+    changed cells by the change in score, which makes the mask non-binary.
+    ``n_chains`` independent searches run at once, so each iteration is one
+    batched evaluation.
 
     Random draws, in this order, from ``numpy.random.default_rng(seed)``:
-    the initial grids ``rng.random((N, n_chains, ch, cw)) < p``, the row
-    shifts ``rng.integers(0, cell_h, (N, n_chains))``, the column shifts, then
-    per iteration the uniforms ``rng.random((N, n_chains, ch, cw))`` of the
-    update.
+    the initial grids ``rng.random((N, n_chains, ch, cw)) < p``; then per
+    iteration the row shifts ``rng.integers(0, cell_h, (N, n_chains))``, the
+    column shifts, and the uniforms ``rng.random((N, n_chains, ch, cw))`` of
+    the update.
 
     Parameters
     ----------
@@ -332,11 +339,12 @@ def mask_search(
     rng = np.random.default_rng(seed)
     grid_shape = (n, n_chains) + cells
     grids = images.asarray(rng.random(grid_shape) < p)
-    smooth = _SmoothMasks(images, cells, rng, (n, n_chains))
+    smooth = _SmoothMasks(images, cells)
     n_jobs = n * n_chains
     sal = xp.zeros((n, h, w), dtype=images.x.dtype, device=images.device)
 
     for _ in trange(n_iter, desc="mask search", disable=not progress, leave=False):
+        smooth.draw_shifts(rng, (n, n_chains))
         flat = xp.reshape(grids, (n_jobs,) + cells)
 
         def masks_of(start, stop, flat=flat):

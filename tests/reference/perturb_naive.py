@@ -83,10 +83,10 @@ def mask_search_naive(f, x, n_iter, n_chains, cells, p, baseline, seed):
     ch, cw = cells
     rng = np.random.default_rng(seed)
     grids = rng.random((1, n_chains, ch, cw)) < p
-    sh = rng.integers(0, math.ceil(h / ch), size=(1, n_chains))
-    sw = rng.integers(0, math.ceil(w / cw), size=(1, n_chains))
     sal = np.zeros((h, w))
     for _ in range(n_iter):
+        sh = rng.integers(0, math.ceil(h / ch), size=(1, n_chains))
+        sw = rng.integers(0, math.ceil(w / cw), size=(1, n_chains))
         scores = np.zeros(n_chains)
         for c in range(n_chains):
             m = smooth_mask_naive(grids[0, c], sh[0, c], sw[0, c], h, w)
