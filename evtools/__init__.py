@@ -12,5 +12,6 @@ from .depth import DepthProfile, depth_profile
 from .normality import NormalityReport, normality_tests
 from . import perturb
 from .gof import GOFResult, gof_columns, gpd_gof
+from .threshold import ForwardStop
 
 __version__ = "0.1.0"

@@ -206,6 +206,39 @@ FS_ALL_REJECTED = 1  #: every usable candidate was rejected; the highest was cho
 FS_NO_CANDIDATE = 2  #: no candidate had enough exceedances; the lowest was returned
 
 
+@njit(cache=True)
+def forwardstop_pick(p, alpha):
+    """Index of the candidate ForwardStop chooses from p-values in threshold order.
+
+    NaN entries (skipped candidates) are ignored. With ``m`` usable p-values,
+    ``k = max{k <= m : -(1/k) sum_{i<=k} log(1 - p_i) <= alpha}`` (0 if none);
+    the choice is usable candidate ``k + 1``.
+
+    Returns
+    -------
+    (int, int) : index into ``p`` and flag (``FS_OK``, ``FS_ALL_REJECTED``:
+    all usable rejected, the last usable chosen; ``FS_NO_CANDIDATE``: none
+    usable, index 0).
+    """
+    usable = np.empty(p.shape[0], dtype=np.int64)
+    total = 0.0
+    m = 0
+    k_hat = 0
+    for i in range(p.shape[0]):
+        if p[i] != p[i]:
+            continue
+        usable[m] = i
+        m += 1
+        total -= math.log1p(-p[i])
+        if total / m <= alpha:
+            k_hat = m
+    if m == 0:
+        return 0, FS_NO_CANDIDATE
+    if k_hat == m:
+        return usable[m - 1], FS_ALL_REJECTED
+    return usable[k_hat], FS_OK
+
+
 @njit(cache=True, parallel=True)
 def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad):
     """ForwardStop threshold selection (Bader, Yan & Zhang 2018) over sorted columns.
@@ -214,13 +247,8 @@ def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad):
     the exceedances ``y = x - t_l`` for ``x > t_l`` are fitted by MLE and
     tested with A2 (``use_ad``) or W2, table p-value ``p_l``. Candidates with
     fewer than ``min_exceed`` exceedances are skipped (NaN p-value); a fit
-    without usable parameters counts as a rejection (``p = P_MIN``). With
-    ``m`` usable candidates, ForwardStop rejects the first
-    ``k = max{k <= m : -(1/k) sum_{i<=k} log(1 - p_i) <= alpha}`` (0 if none)
-    and the column's threshold is usable candidate ``k + 1``; if all ``m``
-    are rejected the highest usable candidate is taken (flag
-    ``FS_ALL_REJECTED``); if ``m = 0`` the lowest candidate
-    (``FS_NO_CANDIDATE``).
+    without usable parameters counts as a rejection (``p = P_MIN``). The
+    choice among the candidates is :func:`forwardstop_pick`.
 
     Parameters
     ----------
@@ -274,35 +302,7 @@ def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad):
                 pvalue[l, j] = table_pvalue(a2 if use_ad else w2, x, crit)
             else:
                 pvalue[l, j] = P_MIN
-        # ForwardStop over the usable candidates, in order
-        total = 0.0
-        m = 0
-        k_hat = 0
-        last = -1
-        pick = -1
-        for l in range(L):
-            p = pvalue[l, j]
-            if p != p:
-                continue
-            m += 1
-            total -= math.log1p(-p)
-            if total / m <= alpha:
-                k_hat = m
-            last = l
-        if m == 0:
-            pick = 0
-            flag[j] = FS_NO_CANDIDATE
-        elif k_hat == m:
-            pick = last
-            flag[j] = FS_ALL_REJECTED
-        else:
-            seen = 0
-            for l in range(L):
-                if pvalue[l, j] == pvalue[l, j]:
-                    if seen == k_hat:
-                        pick = l
-                        break
-                    seen += 1
+        pick, flag[j] = forwardstop_pick(pvalue[:, j], alpha)
         chosen[j] = pick
         threshold[j] = cand[pick, j]
     return threshold, chosen, flag, cand, pvalue, sigma, xi, n_exceed

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _gof_kernels as _GK
 from ._errors import InvalidInputError
 from ._validation import as_matrix, check_probability
 
@@ -134,3 +135,112 @@ class TopK(_OrderStatisticRule):
                 f"TopK(k={self.k}) needs more than {self.k} rows, got {n_samples}; use a smaller k"
             )
         return n_samples - self.k - 1, 0.0
+
+
+class ForwardStop(ThresholdRule):
+    """Automatic threshold per column by sequential goodness-of-fit tests.
+
+    Bader, Yan & Zhang (2018), "Automated threshold selection for generalized
+    Pareto distribution", *Annals of Applied Statistics* 12(1). For each
+    column the candidate thresholds are the empirical quantiles at
+    ``candidates`` (increasing). Above each, the GPD is fitted by maximum
+    likelihood and tested with Anderson-Darling (``test="ad"``) or
+    Cramer-von Mises (``"cvm"``); p-values ``p_1, ..., p_L`` come from the
+    Choulakian & Stephens tables (:mod:`evtools.gof`). ForwardStop
+    (G'Sell et al. 2016) rejects the first
+    ``k = max{k : -(1/k) sum_{i<=k} log(1 - p_i) <= alpha}`` candidates (0 if
+    none) and the threshold is candidate ``k + 1``: the lowest threshold from
+    which the GPD is no longer rejected, controlling the false discovery rate
+    of the rejections at ``alpha``.
+
+    Edge cases, reported per column by :meth:`select_details` (``flag``):
+
+    * candidates with fewer than ``min_exceed`` exceedances are skipped;
+    * no candidate rejected: the lowest candidate (``flag = 0``);
+    * every usable candidate rejected: the highest usable one, flagged
+      ``ForwardStop.ALL_REJECTED`` (the GPD fits badly at every candidate);
+    * no usable candidate: the lowest candidate, flagged
+      ``ForwardStop.NO_CANDIDATE`` (``fit_tails`` then reports too few
+      exceedances through the column's status).
+
+    Parameters
+    ----------
+    alpha : float in (0, 1)
+        False discovery rate of the sequential rejections.
+    candidates : sequence of float in (0, 1), strictly increasing
+        Probabilities of the candidate quantiles; default 0.50, 0.52, ..., 0.98.
+    test : {"ad", "cvm"}
+    min_exceed : int >= 5
+        Fewest exceedances for a candidate to be tested (table p-values are
+        asymptotic; about 25 or more keeps them accurate).
+    """
+
+    OK = _GK.FS_OK
+    ALL_REJECTED = _GK.FS_ALL_REJECTED
+    NO_CANDIDATE = _GK.FS_NO_CANDIDATE
+
+    def __init__(self, alpha=0.1, candidates=None, test="ad", min_exceed=25):
+        self.alpha = check_probability(alpha, "alpha")
+        if candidates is None:
+            candidates = np.round(np.linspace(0.5, 0.98, 25), 2)
+        probs = np.asarray(candidates, dtype=np.float64)
+        if probs.ndim != 1 or probs.size == 0:
+            raise InvalidInputError(f"candidates must be a non-empty 1-D sequence of probabilities, got {candidates!r}")
+        for q in probs:
+            check_probability(q, "each candidate")
+        if np.any(np.diff(probs) <= 0):
+            raise InvalidInputError(f"candidates must be strictly increasing, got {probs.tolist()}")
+        self.candidates = tuple(float(q) for q in probs)
+        if test not in ("ad", "cvm"):
+            raise InvalidInputError(f"test must be 'ad' or 'cvm', got {test!r}")
+        self.test = test
+        if (isinstance(min_exceed, (bool, np.bool_)) or not isinstance(min_exceed, (int, np.integer))
+                or min_exceed < _GK.MIN_GOF_SIZE):
+            raise InvalidInputError(f"min_exceed must be an integer >= {_GK.MIN_GOF_SIZE}, got {min_exceed!r}")
+        self.min_exceed = int(min_exceed)
+
+    def _run(self, S, n_samples):
+        n_rows = S.shape[0]
+        n = n_rows if n_samples is None else int(n_samples)
+        first_kept = n - n_rows
+        pos = [Quantile(q).position(n) for q in self.candidates]
+        rank = np.array([r for r, _ in pos], dtype=np.int64)
+        frac = np.array([f for _, f in pos], dtype=np.float64)
+        if rank[0] < first_kept:
+            raise InvalidInputError(
+                f"ForwardStop's lowest candidate (quantile {self.candidates[0]}) needs order statistic "
+                f"{rank[0]} of {n}, but only the largest {n_rows} values per column are available; "
+                "keep more values or raise the candidates"
+            )
+        S = np.asfortranarray(S, dtype=np.float64)
+        return _GK.forwardstop_columns(S, rank - first_kept, frac, self.alpha, self.min_exceed, self.test == "ad")
+
+    def thresholds_from_sorted(self, S, n_samples=None):
+        return self._run(S, n_samples)[0]
+
+    def select_details(self, G):
+        """Thresholds with everything ForwardStop looked at, for plots and checks.
+
+        Parameters
+        ----------
+        G : array_like, shape (n_samples, n_filters)
+
+        Returns
+        -------
+        dict
+            ``candidates`` (L,) the probabilities; ``threshold`` (n_filters,);
+            ``chosen`` (n_filters,) int64 index of the chosen candidate;
+            ``flag`` (n_filters,) int8 (``ForwardStop.OK``, ``ALL_REJECTED``,
+            ``NO_CANDIDATE``); and per candidate and column, shape
+            (L, n_filters): ``candidate_threshold``, ``pvalue`` (NaN where
+            skipped), ``sigma``, ``xi`` (the MLE fits, NaN where skipped) and
+            ``n_exceed``.
+        """
+        G = as_matrix(G, "G")
+        S = np.sort(np.asfortranarray(G, dtype=np.float64), axis=0)
+        threshold, chosen, flag, cand, pvalue, sigma, xi, n_exceed = self._run(S, None)
+        return {
+            "candidates": np.array(self.candidates), "threshold": threshold, "chosen": chosen,
+            "flag": flag, "candidate_threshold": cand, "pvalue": pvalue, "sigma": sigma, "xi": xi,
+            "n_exceed": n_exceed,
+        }
