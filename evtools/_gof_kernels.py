@@ -27,7 +27,6 @@ from numba import njit, prange
 
 from . import _gof_tables as T
 from ._gpd_kernels import gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
-from ._status import OK
 
 Z_CLIP = 1e-15
 MIN_GOF_SIZE = 5  #: fewest exceedances for which the statistics are computed
@@ -180,7 +179,7 @@ def bootstrap_exceedances(U, sigma, xi, ad_obs, cvm_obs):
     -------
     n_ad, n_cvm, n_valid : int
         Replicates whose statistic is >= the observed one, and replicates
-        whose refit converged (only those are counted).
+        whose refit gave usable parameters (only those are counted).
     """
     n, n_boot = U.shape
     ge_ad = np.zeros(n_boot, dtype=np.int64)
@@ -191,8 +190,8 @@ def bootstrap_exceedances(U, sigma, xi, ad_obs, cvm_obs):
         y = np.empty(n)
         for i in range(n):
             y[i] = gpd_quantile_from_logsf(math.log1p(-u[i]), sigma, xi)
-        s, x, _, status = mle_fit(y)
-        if status != OK:
+        s, x, _, _ = mle_fit(y)
+        if not (s > 0.0 and np.isfinite(s) and np.isfinite(x)):
             continue
         a2, w2 = ad_cvm_sorted(y, s, x)
         valid[b] = 1

@@ -26,8 +26,10 @@ to a p-value are offered:
     Parametric bootstrap: ``n_boot`` samples of the same size are drawn from the
     fitted GPD, the GPD is refitted to each by maximum likelihood and the
     statistic recomputed; ``p = (1 + #{T_b >= T}) / (1 + n_valid)``, where
-    replicates whose refit failed are dropped. Exact for any sample size up to
-    Monte-Carlo error; costs ``n_boot`` fits (run in parallel).
+    replicates whose refit gave no usable parameters are dropped. Works at the
+    actual sample size (no asymptotic table, no range limit beyond
+    ``1 / (1 + n_boot)``), up to Monte-Carlo error; costs ``n_boot`` fits, run
+    in parallel.
 """
 from __future__ import annotations
 
@@ -98,7 +100,7 @@ class GOFResult:
     method : str
         ``"table"`` or ``"bootstrap"``.
     n_boot : int or None
-        Bootstrap replicates whose refit succeeded (``None`` for tables).
+        Bootstrap replicates whose refit gave usable parameters (``None`` for tables).
     """
 
     statistic: dict = field(default_factory=dict)
