@@ -199,6 +199,7 @@ def reduce_gradients(grads, reduction):
     Parameters
     ----------
     grads : Tensor, shape (n, C_out, K_g)
+        Overwritten (by its absolute values) for ``"mean_abs"`` and ``"l1"``.
     reduction : {"mean_abs", "l1", "l2"}
 
     Returns
@@ -207,8 +208,8 @@ def reduce_gradients(grads, reduction):
     """
     if reduction == "l2":
         return torch.linalg.vector_norm(grads, ord=2, dim=-1)
-    total = torch.linalg.vector_norm(grads, ord=1, dim=-1)
-    return total / grads.shape[-1] if reduction == "mean_abs" else total
+    total = grads.abs_().sum(-1)  # several times faster than vector_norm(ord=1) on CPU
+    return total.div_(grads.shape[-1]) if reduction == "mean_abs" else total
 
 
 def ghost_l2(geom, x, dy):

@@ -1,0 +1,127 @@
+"""Time evtools_torch.filter_gradient_norms against its peers, measured in the same run.
+
+For small ResNet-style networks (stage widths 16 to 64, inputs 32 and 64
+pixels, 256 samples) it prints the time of
+
+* ``ours``: :func:`evtools_torch.filter_gradient_norms` (per reduction),
+* ``loop``: the reference procedure, one forward/backward per sample reading
+  ``weight.grad`` (``tests/reference/torch_naive.py``),
+* ``floor``: a plain batched forward + backward (cross-entropy, parameter
+  gradients), the least any batched method can cost,
+
+and the ratios ``ours / floor`` (goal: at most 1.5) and ``ours / loop``
+(goal: below 1), for each batch size of ``--batch-sizes`` (ours and the floor
+use the same one). Times are the best of ``--repeats`` runs. On a CPU, batches of 64 images of 64 pixels overflow the caches and
+even the floor can be slower than the one-sample loop; batches of 8 to 16 are
+the fast ones there.
+
+Run from the repository root::
+
+    python benchmarks/bench_gradnorms.py              # 1 thread
+    python benchmarks/bench_gradnorms.py --threads 4
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from evtools_torch import filter_gradient_norms  # noqa: E402
+from tests.reference.torch_naive import filter_gradient_norms_loop  # noqa: E402
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.down = None
+        if stride != 1 or c_in != c_out:
+            self.down = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        out += x if self.down is None else self.down(x)
+        return F.relu(out, inplace=True)
+
+
+class ResNet(nn.Module):
+    """Stem 3x3 conv, one basic block per stage (stride 2 from the second), global pool, linear."""
+
+    def __init__(self, widths, n_classes=10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]))
+        blocks, c = [], widths[0]
+        for i, w in enumerate(widths):
+            blocks.append(BasicBlock(c, w, 1 if i == 0 else 2))
+            c = w
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(c, n_classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.stem(x), inplace=True))
+        return self.fc(x.mean((2, 3)))
+
+
+def _best(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def _plain(model, x, y, batch_size):
+    model.eval()
+    for start in range(0, x.shape[0], batch_size):
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x[start:start + batch_size]), y[start:start + batch_size]).backward()
+    model.zero_grad(set_to_none=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--batch-sizes", default="16,64", help="comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-loop", action="store_true", help="skip the slow one-sample loop")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    print(f"torch {torch.__version__}, {args.threads} thread(s), {args.samples} samples, best of {args.repeats}")
+    header = f"{'widths':>12} {'px':>3} {'batch':>5} {'reduction':>9} {'ours s':>7} {'floor s':>7} {'loop s':>7} " \
+             f"{'ours/floor':>10} {'ours/loop':>9}"
+    print(header)
+    print("-" * len(header))
+    for widths in [(16, 32, 64), (32, 64, 64)]:
+        for px in (32, 64):
+            torch.manual_seed(0)
+            model = ResNet(widths)
+            x = torch.randn(args.samples, 3, px, px)
+            y = torch.randint(0, 10, (args.samples,))
+            loop = float("nan") if args.no_loop else _best(lambda: filter_gradient_norms_loop(model, x, y), args.repeats)
+            for batch_size in batch_sizes:
+                floor = _best(lambda: _plain(model, x, y, batch_size), args.repeats)
+                for reduction in ("mean_abs", "l2"):
+                    ours = _best(
+                        lambda: filter_gradient_norms(
+                            model, (x, y), reduction=reduction, batch_size=batch_size, progress=False
+                        ),
+                        args.repeats,
+                    )
+                    print(f"{'-'.join(map(str, widths)):>12} {px:>3} {batch_size:>5} {reduction:>9} {ours:7.3f} "
+                          f"{floor:7.3f} {loop:7.3f} {ours / floor:10.2f} {ours / loop:9.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
