@@ -10,6 +10,7 @@ from evtools_torch import TailAccumulator, filter_gradient_norms  # noqa: E402
 from tests.reference.torch_naive import filter_gradient_norms_loop  # noqa: E402
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel:UserWarning")
 REDUCTIONS = ("mean_abs", "l1", "l2")
 
 
@@ -65,11 +66,12 @@ class Net1d(nn.Module):
         self.conv1 = nn.Conv1d(2, 4, 5, padding=2)
         self.conv2 = nn.Conv1d(4, 6, 3, stride=2, dilation=2, groups=2, padding=2, padding_mode="circular")
         self.bn = nn.BatchNorm1d(6)
-        self.fc = nn.Linear(6, n_classes)
+        self.conv3 = nn.Conv1d(6, 4, 4, padding="same", bias=False)  # zero padding, asymmetric
+        self.fc = nn.Linear(4, n_classes)
 
     def forward(self, x):
         x = self.bn(self.conv2(torch.relu(self.conv1(x))))
-        return self.fc(torch.relu(x).mean(2))
+        return self.fc(self.conv3(torch.relu(x)).mean(2))
 
 
 class Net3d(nn.Module):
@@ -296,6 +298,8 @@ def test_errors():
     _raises("class-index targets", model, (x, y[:, None]))
     _raises("class probabilities", model, (x, y.float()))
     _raises("device=meta", model, (x, y), device="meta")
+    model.spare = nn.Conv2d(3, 3, 1).double()
+    _raises("none of the selected convolutions ran", model, (x, y), layers=["spare"])
 
 
 def test_in_place_change_of_a_conv_input_is_caught():

@@ -144,7 +144,7 @@ def filter_gradient_norms(
     dtype = np.float64 if convs[0][1].weight.dtype == torch.float64 else np.float32
     batches, total = _batches(data)
     sink = _sink(out, len(index), dtype)
-    recorder = _Recorder(convs, index, reduction, l2_method)
+    recorder = _Recorder(convs, reduction, l2_method, torch.float64 if dtype == np.float64 else torch.float32)
     modes = [(module, module.training) for module in model.modules()]
     row = 0
     try:
@@ -376,12 +376,13 @@ class _Layer:
 class _Recorder:
     """Hooks on the recorded convolutions, and one batch's forward and backward pass."""
 
-    def __init__(self, convs, index, reduction, l2_method):
+    def __init__(self, convs, reduction, l2_method, dtype):
         self.reduction = reduction
         self.l2_method = l2_method
+        self.dtype = dtype
         starts = np.concatenate([[0], np.cumsum([conv.out_channels for _, conv in convs])])
         self.layers = [_Layer(name, conv, int(start)) for (name, conv), start in zip(convs, starts)]
-        self.n_columns = len(index)
+        self.n_columns = int(starts[-1])
         self.anchor = None
         self.result = None
         self.handles = []
@@ -403,19 +404,19 @@ class _Recorder:
         """
         n = inputs.shape[0]
         self.anchor = torch.zeros((), device=inputs.device, requires_grad=True)
-        self.result = None
+        self.result = torch.zeros((n, self.n_columns), dtype=self.dtype, device=inputs.device)
         for layer in self.layers:
             layer.calls = layer.pending = 0
             layer.summed = None
         try:
             outputs = model(inputs)
+            if not any(layer.calls for layer in self.layers):
+                raise InvalidInputError("none of the selected convolutions ran in the model's forward pass")
             losses = _per_sample_loss(outputs, targets, loss, n, first_row)
             torch.autograd.backward(losses.sum(), inputs=[self.anchor])
             for layer in self.layers:
                 if layer.summed is not None:  # some calls of a shared convolution did not reach the loss
                     self._store(layer, reduce_gradients(layer.summed, self.reduction))
-            if self.result is None:
-                raise InvalidInputError("no recorded convolution was run by the model's forward pass")
             block = self.result
             bad = ~torch.isfinite(block)
             if bool(bad.any()):
@@ -442,6 +443,8 @@ class _Recorder:
     def _after(self, layer, module, args, output):
         if self.anchor is None:
             return
+        if not args:
+            raise InvalidInputError(f"layer {layer.name!r} was called without a positional input; call it as conv(x)")
         layer.calls += 1
         layer.pending += 1
         output.register_hook(partial(self._on_gradient, layer, _Call(args[0])))
@@ -466,8 +469,6 @@ class _Recorder:
             layer.summed = None
 
     def _store(self, layer, norms):
-        if self.result is None:
-            self.result = torch.zeros((norms.shape[0], self.n_columns), dtype=norms.dtype, device=norms.device)
         self.result[:, layer.columns] = norms.to(self.result.device)
 
 
