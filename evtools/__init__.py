@@ -13,5 +13,6 @@ from .normality import NormalityReport, normality_tests
 from . import perturb
 from .gof import GOFResult, gof_columns, gpd_gof
 from .threshold import ForwardStop
+from .diagnostics import mean_residual_life, parameter_stability
 
 __version__ = "0.1.0"

@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 
 import evtools as ev
-from evtools.diagnostics import mean_residual_life
+from evtools.diagnostics import mean_residual_life, parameter_stability
 from tests.reference import gof_naive as naive
 
 MRL_KEYS = {"threshold", "mean_excess", "lower", "upper", "n_exceed"}
@@ -83,3 +83,79 @@ def test_gpd_mean_excess_is_linear_with_slope_xi_over_one_minus_xi(xi):
 def test_mean_residual_life_bad_input(x, kw, match):
     with pytest.raises(ev.InvalidInputError, match=match):
         mean_residual_life(x, **kw)
+
+
+# ---------------------------------------------------------------- parameter stability
+
+PS_KEYS = {"threshold", "xi", "xi_lower", "xi_upper", "scale_star", "scale_star_lower",
+           "scale_star_upper", "n_exceed", "status"}
+
+
+def test_parameter_stability_equals_per_threshold_fits(rng):
+    x = stats.genpareto.rvs(0.15, scale=2.0, size=3000, random_state=rng)
+    u = np.quantile(x, [0.0, 0.3, 0.6, 0.9])
+    d = parameter_stability(x, u)
+    assert set(d) == PS_KEYS
+    z = stats.norm.ppf(0.975)
+    for i, t in enumerate(u):
+        y = x[x > t] - t
+        c, _, scale = stats.genpareto.fit(y, floc=0)
+        assert d["xi"][i] == pytest.approx(c, abs=2e-3)
+        assert d["scale_star"][i] == pytest.approx(scale - c * t, rel=2e-3)
+        sigma = d["scale_star"][i] + d["xi"][i] * t
+        se_xi, se_star = naive.gpd_wald_naive(y, sigma, d["xi"][i], t)
+        np.testing.assert_allclose(d["xi_upper"][i] - d["xi"][i], z * se_xi, rtol=1e-3)
+        np.testing.assert_allclose(d["scale_star"][i] - d["scale_star_lower"][i], z * se_star, rtol=1e-3)
+        assert d["n_exceed"][i] == y.size and d["status"][i] == ev.Status.OK
+
+
+@pytest.mark.parametrize("xi", [-0.2, 0.0, 0.3])
+def test_gpd_parameters_are_stable_over_thresholds(xi):
+    x = stats.genpareto.rvs(xi, scale=1.5, size=20000, random_state=np.random.default_rng(3))
+    d = parameter_stability(x)
+    keep = d["n_exceed"] >= 300
+    covered_xi = (d["xi_lower"] <= xi) & (xi <= d["xi_upper"])
+    covered_s = (d["scale_star_lower"] <= 1.5) & (1.5 <= d["scale_star_upper"])
+    assert covered_xi[keep].mean() > 0.8 and covered_s[keep].mean() > 0.8
+    assert np.all(np.abs(d["xi"][keep] - xi) < 0.2)
+    # the interval widens as exceedances get fewer
+    width = (d["xi_upper"] - d["xi_lower"])[keep]
+    assert width[-1] > 3 * width[0]
+
+
+def test_parameter_stability_detects_a_change_point():
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.uniform(0, 1, 6000), 1 + rng.exponential(0.5, 4000)])
+    d = parameter_stability(x, [0.0, 0.3, 1.2, 1.6, 2.0])
+    # below the change point the fits are off, far outside their intervals
+    assert np.all(d["xi_upper"][:2] < -0.1) and np.all(d["scale_star_lower"][:2] > 0.8)
+    # above it the estimates are flat and cover the tail's xi = 0, sigma* = 0.5
+    assert np.all((d["xi_lower"][2:] <= 0) & (0 <= d["xi_upper"][2:]))
+    assert np.all((d["scale_star_lower"][2:] <= 0.5) & (0.5 <= d["scale_star_upper"][2:]))
+
+
+def test_too_few_exceedances_give_nan_and_status(rng):
+    x = rng.exponential(size=200)
+    d = parameter_stability(x, [0.0, np.sort(x)[-20], 100.0], min_exceed=30)
+    assert d["status"][0] == ev.Status.OK
+    assert list(d["status"][1:]) == [ev.Status.TOO_FEW] * 2
+    assert np.isnan(d["xi"][1:]).all() and np.isnan(d["scale_star_upper"][1:]).all()
+    assert list(d["n_exceed"][1:]) == [19, 0]
+    dflt = parameter_stability(x, min_exceed=50)
+    assert dflt["n_exceed"].min() >= 50 and np.all(dflt["status"] == ev.Status.OK)
+
+
+@pytest.mark.parametrize(
+    "x,kw,match",
+    [
+        ([1.0, np.inf, 2.0, 3.0], {}, "non-finite"),
+        (np.ones(10), {}, "constant"),
+        (np.arange(50.0), {"min_exceed": 2}, "min_exceed"),
+        (np.arange(50.0), {"min_exceed": 10.5}, "min_exceed"),
+        (np.arange(50.0), {"level": 0.0}, "level"),
+        (np.arange(50.0), {"thresholds": [[1.0]]}, "1-D"),
+    ],
+)
+def test_parameter_stability_bad_input(x, kw, match):
+    with pytest.raises(ev.InvalidInputError, match=match):
+        parameter_stability(x, **kw)

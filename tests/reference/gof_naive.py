@@ -160,3 +160,24 @@ def mean_excess_naive(x, thresholds):
     me = np.array([np.mean(x[x > u] - u) if np.any(x > u) else np.nan for u in thresholds])
     n = np.array([np.sum(x > u) for u in thresholds])
     return me, n
+
+
+def gpd_wald_naive(y, sigma, xi, u, h=1e-4):
+    """Standard errors of xi and of sigma* = sigma - xi u from a finite-difference
+    Hessian of scipy's GPD log-likelihood at (sigma, xi)."""
+
+    def loglik(p):
+        return np.sum(stats.genpareto.logpdf(y, p[1], loc=0.0, scale=p[0]))
+
+    p0 = np.array([sigma, xi])
+    steps = h * np.array([sigma, 1.0])
+    hess = np.empty((2, 2))
+    for a in range(2):
+        for b in range(2):
+            ea = np.eye(2)[a] * steps[a]
+            eb = np.eye(2)[b] * steps[b]
+            hess[a, b] = (loglik(p0 + ea + eb) - loglik(p0 + ea - eb) - loglik(p0 - ea + eb)
+                          + loglik(p0 - ea - eb)) / (4 * steps[a] * steps[b])
+    cov = np.linalg.inv(-hess)
+    grad = np.array([1.0, -u])
+    return math.sqrt(cov[1, 1]), math.sqrt(grad @ cov @ grad)
