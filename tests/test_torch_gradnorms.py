@@ -316,3 +316,43 @@ def test_in_place_change_of_a_conv_input_is_caught():
 
     model = InPlace().requires_grad_(False)
     _raises("modified in place", model, (torch.randn(2, 3, 6, 6), torch.tensor([0, 1])))
+
+
+# ---- one convolution, many geometries ------------------------------------------------------
+
+_GEOMETRIES = [
+    # (dims, c_in, c_out, kernel, stride, padding, dilation, groups, padding_mode)
+    (1, 4, 6, 3, 1, 0, 1, 1, "zeros"),
+    (1, 4, 4, 4, 3, 2, 2, 4, "reflect"),
+    (1, 2, 4, 2, 1, "same", 3, 2, "zeros"),
+    (2, 4, 6, (3, 1), (2, 1), (1, 0), (1, 2), 2, "circular"),
+    (2, 3, 4, 1, 2, 1, 1, 1, "zeros"),
+    (2, 4, 4, 3, 1, "same", 2, 1, "replicate"),
+    (2, 6, 3, 2, 2, "valid", 1, 3, "zeros"),
+    (3, 2, 4, (1, 2, 3), (1, 2, 1), (0, 1, 1), 1, 2, "zeros"),
+    (3, 3, 3, 2, 1, "same", (1, 1, 2), 3, "circular"),
+]
+
+
+@pytest.mark.parametrize("geometry", _GEOMETRIES)
+def test_one_convolution_per_sample_gradients(geometry):
+    from evtools_torch._persample import ConvGeometry, filter_norms
+
+    dims, c_in, c_out, k, s, p, d, g, mode = geometry
+    torch.manual_seed(0)
+    conv_type = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
+    conv = conv_type(c_in, c_out, k, stride=s, padding=p, dilation=d, groups=g, padding_mode=mode).double()
+    x = torch.randn((3, c_in) + (7,) * dims, dtype=torch.float64)
+    dy = torch.randn_like(conv(x))
+    expected = torch.stack(
+        [torch.autograd.grad(conv(x[i:i + 1]), conv.weight, dy[i:i + 1])[0].flatten(1) for i in range(3)]
+    )
+    geom = ConvGeometry(conv)
+    for reduction, ref in [
+        ("mean_abs", expected.abs().mean(-1)),
+        ("l1", expected.abs().sum(-1)),
+        ("l2", expected.norm(dim=-1)),
+    ]:
+        for method in ("ghost", "materialise") if reduction == "l2" else ("auto",):
+            got = filter_norms(geom, x, dy, reduction, method)
+            torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
