@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import InvalidInputError
-from ._validation import as_matrix
+from ._validation import as_matrix, check_finite
 
 
 class TopKAccumulator:
@@ -73,7 +73,9 @@ class TopKAccumulator:
         -------
         self
         """
-        block = as_matrix(block, "block", min_rows=0)
+        block = as_matrix(block, "block", finite=False, min_rows=0)
+        if not np.isfinite(block).all():  # a fast test first; check_finite finds and names the culprit
+            check_finite(block, "block")
         if self._buf is None:
             self.n_filters = block.shape[1]
             self._buf = np.empty((self.n_filters, 2 * self._keep), dtype=block.dtype)
