@@ -17,8 +17,12 @@ P-values from tables
 are interpolated linearly in ``xi`` between the table's rows (``xi`` outside
 ``[-0.5, 0.9]`` uses the nearest row), then the p-value is interpolated
 between the row's critical values linearly in the log-odds ``log(p / (1 - p))``.
-A statistic beyond the table's ends gets the end's p-value (``P_MIN = 0.001``
-or ``P_MAX = 0.999``).
+A statistic beyond the table's ends gets the end's p-value (``_gof_tables.P_MIN = 0.001``
+or ``_gof_tables.P_MAX = 0.999``).
+
+The tables reach the kernels as arguments (``AD_CRIT``, ``CVM_CRIT``, packed
+with their row and column labels), never as globals: numba's on-disk cache
+freezes globals and would not notice an edit of :mod:`evtools._gof_tables`.
 """
 import math
 
@@ -31,12 +35,21 @@ from ._gpd_kernels import gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
 Z_CLIP = 1e-15
 MIN_GOF_SIZE = 5  #: fewest exceedances for which the statistics are computed
 
-TABLE_XI = np.ascontiguousarray(T.XI, dtype=np.float64)
-TABLE_LOGODDS = np.ascontiguousarray(np.log(T.PVALUES / (1.0 - T.PVALUES)), dtype=np.float64)
-P_MIN = T.P_MIN
-P_MAX = T.P_MAX
-AD_CRIT = np.ascontiguousarray(T.AD_CRIT, dtype=np.float64)
-CVM_CRIT = np.ascontiguousarray(T.CVM_CRIT, dtype=np.float64)
+
+
+def _pack(crit):
+    """Table argument of :func:`table_pvalue`: ``[0, 1:]`` the log-odds of the
+    levels, ``[1:, 0]`` the rows' xi, ``[1:, 1:]`` the critical values."""
+    out = np.empty((crit.shape[0] + 1, crit.shape[1] + 1))
+    out[0, 0] = np.nan
+    out[0, 1:] = np.log(T.PVALUES / (1.0 - T.PVALUES))
+    out[1:, 0] = T.XI
+    out[1:, 1:] = crit
+    return out
+
+
+AD_CRIT = _pack(T.AD_CRIT)
+CVM_CRIT = _pack(T.CVM_CRIT)
 
 
 @njit(cache=True)
@@ -109,14 +122,19 @@ def ad_cvm_columns(Y, counts, sigma, xi):
 
 
 @njit(cache=True)
-def table_pvalue(stat, xi, crit):
+def _logistic(lo):
+    return 1.0 / (1.0 + math.exp(-lo))
+
+
+@njit(cache=True)
+def table_pvalue(stat, xi, table):
     """P-value of ``stat`` for shape ``xi`` from a table of critical values.
 
     Parameters
     ----------
     stat, xi : float
-    crit : float64 (len(TABLE_XI), len(TABLE_LOGODDS))
-        ``AD_CRIT`` or ``CVM_CRIT``.
+    table : float64 (n_rows + 1, n_levels + 1)
+        ``AD_CRIT`` or ``CVM_CRIT`` (packed, see ``_pack``).
 
     Returns
     -------
@@ -124,38 +142,37 @@ def table_pvalue(stat, xi, crit):
     """
     if not (np.isfinite(xi) and stat == stat):
         return np.nan
-    n_rows = TABLE_XI.shape[0]
-    n_lev = TABLE_LOGODDS.shape[0]
-    # row interpolation weight, xi clipped to the table's range
-    if xi <= TABLE_XI[0]:
-        r, w = 0, 0.0
-    elif xi >= TABLE_XI[n_rows - 1]:
-        r, w = n_rows - 2, 1.0
+    n_rows = table.shape[0] - 1
+    n_lev = table.shape[1] - 1
+    # rows r and r + 1 (1-based in the packed table), weight w; xi clipped to the table's range
+    if xi <= table[1, 0]:
+        r, w = 1, 0.0
+    elif xi >= table[n_rows, 0]:
+        r, w = n_rows - 1, 1.0
     else:
-        r = 0
-        while TABLE_XI[r + 1] < xi:
+        r = 1
+        while table[r + 1, 0] < xi:
             r += 1
-        w = (xi - TABLE_XI[r]) / (TABLE_XI[r + 1] - TABLE_XI[r])
-    c_prev = (1.0 - w) * crit[r, 0] + w * crit[r + 1, 0]
+        w = (xi - table[r, 0]) / (table[r + 1, 0] - table[r, 0])
+    c_prev = (1.0 - w) * table[r, 1] + w * table[r + 1, 1]
     if stat <= c_prev:
-        return P_MAX
-    for j in range(1, n_lev):
-        c = (1.0 - w) * crit[r, j] + w * crit[r + 1, j]
+        return _logistic(table[0, 1])
+    for j in range(2, n_lev + 1):
+        c = (1.0 - w) * table[r, j] + w * table[r + 1, j]
         if stat < c:
             f = (stat - c_prev) / (c - c_prev)
-            lo = TABLE_LOGODDS[j - 1] + f * (TABLE_LOGODDS[j] - TABLE_LOGODDS[j - 1])
-            return 1.0 / (1.0 + math.exp(-lo))
+            return _logistic(table[0, j - 1] + f * (table[0, j] - table[0, j - 1]))
         c_prev = c
-    return P_MIN
+    return _logistic(table[0, n_lev])
 
 
 @njit(cache=True, parallel=True)
-def table_pvalues(stats, xi, crit):
+def table_pvalues(stats, xi, table):
     """:func:`table_pvalue` over columns: ``stats``, ``xi`` float64 (n_cols,) -> (n_cols,)."""
     n = stats.shape[0]
     out = np.empty(n)
     for j in prange(n):
-        out[j] = table_pvalue(stats[j], xi[j], crit)
+        out[j] = table_pvalue(stats[j], xi[j], table)
     return out
 
 
@@ -239,7 +256,7 @@ def forwardstop_pick(p, alpha):
 
 
 @njit(cache=True, parallel=True)
-def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad):
+def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad, table):
     """ForwardStop threshold selection (Bader, Yan & Zhang 2018) over sorted columns.
 
     For each column and each candidate threshold ``t_l`` (increasing in ``l``):
@@ -258,6 +275,7 @@ def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad):
     min_exceed : int
     use_ad : bool
         Anderson-Darling (True) or Cramer-von Mises (False).
+    table : float64, ``AD_CRIT`` or ``CVM_CRIT`` to match ``use_ad``
 
     Returns
     -------
@@ -270,7 +288,7 @@ def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad):
     """
     n_rows, n_cols = S.shape
     L = rank.shape[0]
-    crit = AD_CRIT if use_ad else CVM_CRIT
+    p_min = _logistic(table[0, table.shape[1] - 1])
     threshold = np.empty(n_cols)
     chosen = np.zeros(n_cols, dtype=np.int64)
     flag = np.zeros(n_cols, dtype=np.int8)
@@ -298,9 +316,9 @@ def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad):
             xi[l, j] = x
             if s > 0.0 and np.isfinite(s) and np.isfinite(x):
                 a2, w2 = ad_cvm_sorted(y, s, x)
-                pvalue[l, j] = table_pvalue(a2 if use_ad else w2, x, crit)
+                pvalue[l, j] = table_pvalue(a2 if use_ad else w2, x, table)
             else:
-                pvalue[l, j] = P_MIN
+                pvalue[l, j] = p_min
         pick, flag[j] = forwardstop_pick(pvalue[:, j], alpha)
         chosen[j] = pick
         threshold[j] = cand[pick, j]

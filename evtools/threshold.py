@@ -213,7 +213,9 @@ class ForwardStop(ThresholdRule):
                 "keep more values or raise the candidates"
             )
         S = np.asfortranarray(S, dtype=np.float64)
-        return _GK.forwardstop_columns(S, rank - first_kept, frac, self.alpha, self.min_exceed, self.test == "ad")
+        use_ad = self.test == "ad"
+        return _GK.forwardstop_columns(S, rank - first_kept, frac, self.alpha, self.min_exceed, use_ad,
+                                       _GK.AD_CRIT if use_ad else _GK.CVM_CRIT)
 
     def thresholds_from_sorted(self, S, n_samples=None):
         return self._run(S, n_samples)[0]
