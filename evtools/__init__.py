@@ -5,11 +5,14 @@ adapters live beside it: ``evtools_torch`` for PyTorch.
 """
 from ._errors import EvtoolsError, InvalidInputError, NotFittedError
 from ._status import Status
+from .gpd import GPD, GPDFit, gpd_fit
 from .threshold import Quantile, ThresholdRule, TopK
+from .tails import TailModel, fit_tails
 from .accumulate import TopKAccumulator
 from .filters import FilterIndex
 from .depth import DepthProfile, depth_profile
 from .normality import NormalityReport, normality_tests
+from .saliency import POTSaliency, ZScoreSaliency, load_saliency
 from . import perturb
 from .gof import GOFResult, gof_columns, gpd_gof
 from .threshold import ForwardStop

@@ -1,0 +1,630 @@
+"""numba kernels of the generalized Pareto distribution (GPD) with location 0.
+
+The GPD with scale ``sigma > 0`` and shape ``xi`` has survival function
+``S(x) = (1 + xi x / sigma) ** (-1 / xi)`` for ``x >= 0`` (``exp(-x / sigma)``
+at ``xi = 0``); for ``xi < 0`` its support ends at ``sigma / -xi``.
+
+Two groups of kernels live here, all ``@njit(cache=True)`` and callable from
+other numba code (including inside ``prange`` loops):
+
+* scalar distribution functions (``gpd_logsf_scalar`` and friends) that
+  :class:`evtools.GPD` turns into ufuncs;
+* single-sample estimators ``mle_fit``, ``pwm_fit``, ``zhang_fit``, ``mom_fit``
+  and ``gpd_loglik``, ``gpd_observed_info``. They take a float64 1-D contiguous
+  array ``y`` of exceedances (values >= 0, any order), never modify it, and
+  return status codes from :mod:`evtools._status`.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+from ._status import CONSTANT, NOT_CONVERGED, OK, XI_BOUNDARY
+
+_NAN = np.nan
+_INF = np.inf
+_EPS = np.finfo(np.float64).eps
+
+
+# ---------------------------------------------------------------------------
+# Smooth helpers without cancellation at 0
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def _log1p_ratio(t):
+    """``log1p(t) / t`` for ``t >= -1`` (1 at ``t = 0``; 0 at ``t = inf``)."""
+    if abs(t) < 1e-5:
+        return 1.0 - t * (0.5 - t * (1.0 / 3.0 - 0.25 * t))
+    if t == _INF:
+        return 0.0
+    return math.log1p(t) / t
+
+
+@njit(cache=True)
+def _expm1_ratio(t):
+    """``expm1(t) / t`` (1 at ``t = 0``; ``inf`` at ``t = inf``)."""
+    if abs(t) < 1e-5:
+        return 1.0 + t * (0.5 + t * (1.0 / 6.0 + t / 24.0))
+    if t == _INF:
+        return _INF
+    return math.expm1(t) / t
+
+
+@njit(cache=True)
+def _psi(t, log1p_t, inv_1p_t):
+    """``(log1p(t) - t / (1 + t)) / t**2``, given ``log1p(t)`` and ``1 / (1 + t)``.
+
+    Equals ``sum_{k>=2} (-1)**k (k - 1) / k * t**(k - 2)`` (1/2 at ``t = 0``);
+    the series is used for ``|t| < 0.01`` where the closed form cancels.
+    """
+    if abs(t) < 0.01:
+        acc = 0.0
+        for k in range(10, 1, -1):
+            c = (k - 1.0) / k
+            acc = (c if k % 2 == 0 else -c) + t * acc
+        return acc
+    return (log1p_t - t * inv_1p_t) / (t * t)
+
+
+@njit(cache=True)
+def _chi(x):
+    """``(1 / (1 + x)**2 - 2 psi(x)) / x`` (-2/3 at ``x = 0``), used by the Hessian."""
+    if abs(x) < 0.01:
+        acc = 0.0
+        for k in range(10, 0, -1):
+            c = k * (k + 1.0) / (k + 2.0)
+            acc = (c if k % 2 == 0 else -c) + x * acc
+        return acc
+    inv = 1.0 / (1.0 + x)
+    return (inv * inv - 2.0 * _psi(x, math.log1p(x), inv)) / x
+
+
+# ---------------------------------------------------------------------------
+# Scalar distribution functions
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def _cumhaz(x, sigma, xi):
+    """``-log S(x) = log1p(xi x / sigma) / xi`` for ``x`` inside the support."""
+    z = x / sigma
+    t = xi * z
+    if t > 1e15 or z == _INF:
+        # 1 + t == t to double precision; work with logs so nothing overflows
+        if xi == 0.0:
+            return z
+        return (math.log(xi) + math.log(x) - math.log(sigma)) / xi
+    return z * _log1p_ratio(t)
+
+
+@njit(cache=True)
+def gpd_logsf_scalar(x, sigma, xi):
+    """``log S(x)``: 0 for ``x <= 0``, ``-inf`` at and beyond the upper end point."""
+    if math.isnan(x):
+        return _NAN
+    if x <= 0.0:
+        return 0.0
+    if xi < 0.0 and xi * (x / sigma) <= -1.0:
+        return -_INF
+    return -_cumhaz(x, sigma, xi)
+
+
+@njit(cache=True)
+def gpd_logpdf_scalar(x, sigma, xi):
+    """Log density; ``-inf`` outside ``[0, end]``, ``+inf`` at the end point if ``xi < -1``."""
+    if math.isnan(x):
+        return _NAN
+    if x < 0.0:
+        return -_INF
+    if xi < 0.0:
+        t = xi * (x / sigma)
+        if t < -1.0:
+            return -_INF
+        if xi == -1.0:
+            return -math.log(sigma)
+        if t == -1.0:
+            return _INF if xi < -1.0 else -_INF
+    return -math.log(sigma) - (1.0 + xi) * _cumhaz(x, sigma, xi)
+
+
+@njit(cache=True)
+def gpd_quantile_from_logsf(logq, sigma, xi):
+    """The ``x`` with ``log S(x) = logq`` (``logq`` in ``[-inf, 0]``, NaN outside)."""
+    if not logq <= 0.0:
+        return _NAN
+    e = -logq
+    if e == _INF:
+        return _INF if xi >= 0.0 else sigma / -xi
+    return sigma * e * _expm1_ratio(xi * e)
+
+
+# ---------------------------------------------------------------------------
+# Log-likelihood and observed information
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def gpd_loglik(y, sigma, xi):
+    """GPD log-likelihood of the sample ``y``.
+
+    ``-inf`` if any value lies outside the support or ``sigma <= 0``; NaN if a
+    parameter is NaN.
+    """
+    if math.isnan(sigma) or math.isnan(xi):
+        return _NAN
+    if not sigma > 0.0:
+        return -_INF
+    total = 0.0
+    for i in range(y.size):
+        lp = gpd_logpdf_scalar(y[i], sigma, xi)
+        if lp == -_INF:
+            return -_INF
+        total += lp
+    return total
+
+
+@njit(cache=True)
+def gpd_observed_info(y, sigma, xi):
+    """Observed information (minus the Hessian of the log-likelihood) at ``(sigma, xi)``.
+
+    Returns ``(i_ss, i_sx, i_xx)``: the entries for (sigma, sigma), (sigma, xi),
+    (xi, xi). Every term is written without cancellation near ``xi = 0``.
+    """
+    h_ss = 0.0
+    h_sx = 0.0
+    h_xx = 0.0
+    s2 = sigma * sigma
+    for i in range(y.size):
+        z = y[i] / sigma
+        x = xi * z
+        inv = 1.0 / (1.0 + x)
+        inv2 = inv * inv
+        h_ss += 1.0 / s2 - (1.0 + xi) * z * (2.0 + x) * inv2 / s2
+        h_sx += z * (1.0 - z) * inv2 / sigma
+        h_xx += z * z * (z * _chi(x) + inv2)
+    return -h_ss, -h_sx, -h_xx
+
+
+# ---------------------------------------------------------------------------
+# Shared sample summaries
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def _is_degenerate(y):
+    """True when ``y`` has no spread to fit: fewer than 2 values or all equal."""
+    if y.size < 2:
+        return True
+    first = y[0]
+    for i in range(1, y.size):
+        if y[i] != first:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Maximum likelihood (Grimshaw 1993)
+# ---------------------------------------------------------------------------
+# With theta = xi / sigma, the likelihood maximised over xi for fixed theta is
+# reached at xi(theta) = mean(log1p(theta y)), which leaves the profile
+#     l*(theta) = -n (1 + log(xi(theta) / theta) + xi(theta)).
+# We work with z = y / max(y) and s = theta max(y) in (-1, inf), so that the
+# profile is l*(s) - n log max(y) with l* computed from z, and search along
+# v = log1p(s). Writing u = mean(1 / (1 + s z)), the derivative obeys
+#     sign(dl*/ds) = sign(u (1 + xi) - 1) = sign(D(s)),
+#     D(s) = (u (1 + xi) - 1) / s**2 = mean(z**2 psi(s z)) - mean(z / (1 + s z)) b(s),
+# with b(s) = xi(s) / s and psi from `_psi`. D is smooth through s = 0 (where
+# u (1 + xi) - 1 has a spurious double root), so its sign changes are exactly
+# the stationary points of the profile: a change from + to - is a local maximum.
+
+_MLE_MAXITER = 100
+
+
+@njit(cache=True)
+def _profile(y, ymax, inv_ymax, v):
+    """Profile quantities at ``s = expm1(v)``: ``(xi, D, l*, dxi/dv)`` in z units."""
+    n = y.size
+    s = math.expm1(v)
+    sum_log = 0.0
+    sum_a = 0.0
+    if abs(s) < 0.1:
+        # D from psi term by term: u (1 + xi) - 1 would cancel to O(s**2)
+        sum_psi = 0.0
+        for i in range(n):
+            z = y[i] * inv_ymax
+            t = s * z
+            lg = math.log1p(t)
+            q = 1.0 / (1.0 + t)
+            sum_log += lg
+            sum_a += z * q
+            sum_psi += z * z * _psi(t, lg, q)
+        xi = sum_log / n
+        mean_a = sum_a / n
+        b = mean_a if s == 0.0 else xi / s  # at s = 0, q = 1 and mean_a = mean(z)
+        d = sum_psi / n - mean_a * b
+    else:
+        r = math.exp(v)  # 1 + s, accurate even where s rounds to -1
+        sum_q = 0.0
+        for i in range(n):
+            yi = y[i]
+            z = yi * inv_ymax
+            t = s * z
+            if t > -0.5:
+                lg = math.log1p(t)
+                q = 1.0 / (1.0 + t)
+            else:  # z >= 1/2 here, so ymax - yi is exact and 1 + t keeps its digits
+                w = ((ymax - yi) + yi * r) * inv_ymax
+                lg = math.log(w)
+                q = 1.0 / w
+            sum_log += lg
+            sum_q += q
+            sum_a += z * q
+        xi = sum_log / n
+        mean_a = sum_a / n
+        b = xi / s
+        d = ((sum_q / n) * (1.0 + xi) - 1.0) / (s * s)
+    lstar = -n * (1.0 + math.log(b) + xi)
+    return xi, d, lstar, math.exp(v) * mean_a
+
+
+@njit(cache=True)
+def _refine_max(y, ymax, inv_ymax, a, fa, xa, la, b, fb, xb, lb):
+    """Brent's root finder on D over ``[a, b]`` with ``D(a) > 0 > D(b)``.
+
+    Carries ``xi`` and ``l*`` along with each point; returns
+    ``(v, xi, l*, converged)`` at the final iterate.
+    """
+    c, fc, xc, lc = a, fa, xa, la
+    d = b - a
+    e = d
+    for _ in range(_MLE_MAXITER):
+        if (fb > 0.0) == (fc > 0.0):
+            c, fc, xc, lc = a, fa, xa, la
+            d = b - a
+            e = d
+        if abs(fc) < abs(fb):
+            a, fa, xa, la = b, fb, xb, lb
+            b, fb, xb, lb = c, fc, xc, lc
+            c, fc, xc, lc = a, fa, xa, la
+        tol = 1e-10 * (1.0 + abs(b))  # well above the rounding noise of D
+        m = 0.5 * (c - b)
+        if abs(m) <= tol or fb == 0.0:
+            return b, xb, lb, True
+        if abs(e) >= tol and abs(fa) > abs(fb):
+            # inverse quadratic interpolation, or the secant step when a == c
+            s = fb / fa
+            if a == c:
+                p = 2.0 * m * s
+                q = 1.0 - s
+            else:
+                q = fa / fc
+                r = fb / fc
+                p = s * (2.0 * m * q * (q - r) - (b - a) * (r - 1.0))
+                q = (q - 1.0) * (r - 1.0) * (s - 1.0)
+            if p > 0.0:
+                q = -q
+            else:
+                p = -p
+            if 2.0 * p < min(3.0 * m * q - abs(tol * q), abs(e * q)):
+                e = d
+                d = p / q
+            else:
+                d = m
+                e = m
+        else:
+            d = m
+            e = m
+        a, fa, xa, la = b, fb, xb, lb
+        b = b + d if abs(d) > tol else b + (tol if m > 0.0 else -tol)
+        xb, fb, lb, _ = _profile(y, ymax, inv_ymax, b)
+    return b, xb, lb, False
+
+
+@njit(cache=True)
+def _bracket_max(y, ymax, inv_ymax, va, da, xa, la, vb, db, xb, lb):
+    """Local maximum of the profile inside ``[va, vb]``, if one is evident.
+
+    A sign change of D from + to - is refined directly. D of one sign at both
+    ends while l* moves the other way (falls although D > 0, rises although
+    D < 0) proves a hidden maximum: bisection keeps a half with that
+    contradiction until a sign change appears.
+    Returns ``(found, v, xi, l*, converged)``.
+    """
+    noise = 1e-11 * (y.size + abs(la) + abs(lb))
+    for _ in range(_MLE_MAXITER):
+        if da > 0.0 and db < 0.0:
+            v, xi, lv, conv = _refine_max(y, ymax, inv_ymax, va, da, xa, la, vb, db, xb, lb)
+            return True, v, xi, lv, conv
+        hidden_rise = da < 0.0 and db < 0.0 and lb - la > noise
+        hidden_fall = da > 0.0 and db > 0.0 and la - lb > noise
+        if not (hidden_rise or hidden_fall):
+            return False, vb, xb, lb, True
+        vm = 0.5 * (va + vb)
+        xm, dm, lm, _ = _profile(y, ymax, inv_ymax, vm)
+        # keep the half with the sign change, else the half with the contradiction
+        if hidden_rise:
+            right = dm > 0.0 or lm < lb
+        else:
+            right = dm > 0.0 and lm >= la
+        if right:
+            va, da, xa, la = vm, dm, xm, lm
+        else:
+            vb, db, xb, lb = vm, dm, xm, lm
+    return False, vb, xb, lb, False
+
+
+@njit(cache=True)
+def _march(y, ymax, inv_ymax, direction, v_end, mean_log_z, d0, l0, slope0,
+           best_l, best_v, best_xi):
+    """Walk from ``v = 0`` towards ``v_end`` in steps of about 0.2 in ``xi``.
+
+    ``xi(v)`` is increasing and convex, so a step of ``dxi / slope`` moves
+    ``xi`` by at most ``dxi`` to the left and at least ``dxi`` to the right.
+    To the left the step is also capped at ``xi + 1``: the walk then closes in
+    on the ``xi = -1`` boundary like Newton's method, never crossing it.
+    Every bracket is searched with `_bracket_max`. The walk stops early once
+    nothing beyond the current point can beat the incumbent ``best_l``:
+    for ``s' >= s > 0``, ``l*(s') <= -n (1 + log xi(s) + mean(log z))``
+    (``xi`` increases, ``log s - xi(s)`` increases to ``-mean(log z)``), and
+    for ``-1 < s' <= s < 0``, ``l*(s') <= -n log b(s)`` (``b`` decreases and
+    ``xi >= -1``). Returns ``(best_l, best_v, best_xi, all_converged)``.
+    """
+    n = y.size
+    v_prev, d_prev, xi_prev, l_prev, slope = 0.0, d0, 0.0, l0, slope0
+    ok = True
+    while True:
+        if direction > 0:
+            if xi_prev > 0.0 and -n * (1.0 + math.log(xi_prev) + mean_log_z) <= best_l:
+                break
+            step = 0.2 if xi_prev < 1.0 else 0.35 * xi_prev
+        else:
+            if xi_prev < 0.0 and -n * math.log(xi_prev / math.expm1(v_prev)) <= best_l:
+                break
+            step = min(0.2, xi_prev + 1.0)
+            if step < 1e-9:
+                break
+        v = v_prev + direction * step / slope
+        last = not (v < v_end) if direction > 0 else not (v > v_end)  # NaN ends the walk
+        if last:
+            v = v_end
+        xi, d, lv, slope_v = _profile(y, ymax, inv_ymax, v)
+        if not (xi >= -1.0 and math.isfinite(d)):
+            break
+        if direction > 0:
+            found, vr, xr, lr, conv = _bracket_max(
+                y, ymax, inv_ymax, v_prev, d_prev, xi_prev, l_prev, v, d, xi, lv)
+        else:
+            found, vr, xr, lr, conv = _bracket_max(
+                y, ymax, inv_ymax, v, d, xi, lv, v_prev, d_prev, xi_prev, l_prev)
+        ok = ok and conv
+        if found and xr >= -1.0 and lr > best_l:
+            best_l, best_v, best_xi = lr, vr, xr
+        if last:
+            break
+        v_prev, d_prev, xi_prev, l_prev, slope = v, d, xi, lv, slope_v
+    return best_l, best_v, best_xi, ok
+
+
+@njit(cache=True)
+def _root_bound(ratio, ymax_over_ymin):
+    """Upper bound on ``v`` of every stationary point with ``s > 0``.
+
+    A root needs ``u (1 + xi) = 1``; with ``u <= 1 / (1 + c)`` and
+    ``xi <= log(1 + c R)`` (``c = theta min(y)``, ``R = mean(y) / min(y)``, by
+    Jensen) that forces ``log(1 + c R) >= c``. Newton from the right on that
+    concave equation gives a decreasing sequence of valid bounds. ``min`` and
+    ``mean`` are over the positive values: with zeros in the sample the
+    likelihood grows without bound as ``xi -> inf``, and the search for ``xi``
+    is limited to where the positive values alone could place a maximum.
+    """
+    if ratio <= 1.0:
+        return 0.0
+    c = ratio
+    for _ in range(6):
+        f = math.log1p(c * ratio) - c
+        c -= f / (ratio / (1.0 + c * ratio) - 1.0)
+    return math.log1p(1.01 * c * ymax_over_ymin)  # a little slack for rounding
+
+
+@njit(cache=True)
+def mle_fit(y):
+    """Exact maximum likelihood fit of the GPD to exceedances ``y``.
+
+    Grimshaw's (1993) reduction to the one-dimensional profile over
+    ``theta = xi / sigma``: stationary points are bracketed by walking the
+    profile in steps of about 0.2 in ``xi`` on both sides of the exponential
+    (until a bound shows nothing further can win), each bracket is refined
+    with Brent's method, and the best local maximum is compared with the
+    exponential (``xi = 0``) and with the ``xi = -1`` boundary.
+
+    The likelihood is unbounded for ``xi < -1`` (as ``sigma / -xi`` approaches
+    ``max(y)``), so the search is restricted to ``xi >= -1``; on that boundary
+    the best fit is the uniform ``sigma = max(y)``, ``xi = -1``. When the
+    sample contains zeros the likelihood also grows without bound as
+    ``xi -> inf`` (the density at 0 is ``1 / sigma``); that direction is left
+    out and the best local maximum is returned.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n,), float64
+        Exceedances, all ``>= 0``, in any order; not modified.
+
+    Returns
+    -------
+    sigma, xi, loglik : float
+        NaN for a sample without spread (``status == CONSTANT``).
+    status : int
+        ``OK``; ``XI_BOUNDARY`` if the uniform (``xi = -1``) wins;
+        ``NOT_CONVERGED`` if a root refinement ran out of iterations (the best
+        point found is returned) or ``y`` holds negative or non-finite values
+        (NaN returned); ``CONSTANT``.
+    """
+    n = y.size
+    if _is_degenerate(y):
+        return _NAN, _NAN, _NAN, CONSTANT
+    ymax = 0.0
+    ymin_pos = _INF
+    total = 0.0
+    sum_log = 0.0
+    n_pos = 0
+    for i in range(n):
+        yi = y[i]
+        if not (yi >= 0.0 and yi < _INF):
+            return _NAN, _NAN, _NAN, NOT_CONVERGED
+        total += yi
+        if yi > 0.0:
+            n_pos += 1
+            sum_log += math.log(yi)
+            if yi < ymin_pos:
+                ymin_pos = yi
+        if yi > ymax:
+            ymax = yi
+    inv_ymax = 1.0 / ymax
+    log_ymax = math.log(ymax)
+    mean_log_z = sum_log / n - log_ymax if n_pos == n else -_INF
+    sum_z2 = 0.0
+    for i in range(n):
+        z = y[i] * inv_ymax
+        sum_z2 += z * z
+    m1 = total / n * inv_ymax
+    d0 = 0.5 * sum_z2 / n - m1 * m1
+    l0 = -n * (1.0 + math.log(m1))
+
+    # candidates: the xi = -1 boundary (l* = 0 in z units) and the exponential
+    best_l, best_v, best_xi = 0.0, -_INF, -1.0
+    if l0 > best_l:
+        best_l, best_v, best_xi = l0, 0.0, 0.0
+    v_hi = _root_bound(total / n_pos / ymin_pos, ymax / ymin_pos)
+    # walk the side the profile rises towards first: its maximum prunes the other
+    ok_pos = ok_neg = True
+    for side in range(2):
+        if (side == 0) == (d0 > 0.0):
+            if v_hi > 0.0:
+                best_l, best_v, best_xi, ok_pos = _march(
+                    y, ymax, inv_ymax, 1.0, v_hi, mean_log_z, d0, l0, m1,
+                    best_l, best_v, best_xi)
+        else:
+            # below v = -700, 1 + s underflows: nothing there differs from the boundary
+            best_l, best_v, best_xi, ok_neg = _march(
+                y, ymax, inv_ymax, -1.0, -700.0, mean_log_z, d0, l0, m1,
+                best_l, best_v, best_xi)
+    status = OK if (ok_pos and ok_neg) else NOT_CONVERGED
+
+    loglik = best_l - n * log_ymax
+    if best_v == -_INF:
+        return ymax, -1.0, loglik, (XI_BOUNDARY if status == OK else status)
+    if best_v == 0.0:
+        return total / n, 0.0, loglik, status
+    return ymax * best_xi / math.expm1(best_v), best_xi, loglik, status
+
+
+# ---------------------------------------------------------------------------
+# Other estimators
+# ---------------------------------------------------------------------------
+@njit(cache=True)
+def pwm_fit(y):
+    """Probability-weighted moments (Hosking & Wallis 1987).
+
+    ``a0 = mean(y)`` and ``a1 = mean((n - i) / (n - 1) * y_(i))`` over the
+    ascending order statistics ``y_(1) <= ... <= y_(n)``: the unbiased
+    estimator of ``E[Y (1 - F(Y))]`` (rather than plotting positions
+    ``(i - 0.35) / n``). Then ``xi = 2 - a0 / (a0 - 2 a1)`` and
+    ``sigma = 2 a0 a1 / (a0 - 2 a1)``; the estimate always has ``xi < 1``.
+
+    Returns ``(sigma, xi, status)``; status ``OK`` or ``CONSTANT``.
+    """
+    if _is_degenerate(y):
+        return _NAN, _NAN, CONSTANT
+    ys = np.sort(y)
+    n = ys.size
+    a0 = 0.0
+    a1 = 0.0
+    for i in range(n):
+        a0 += ys[i]
+        a1 += (n - 1 - i) * ys[i]  # (n - rank) with rank = i + 1
+    a0 /= n
+    a1 /= n * (n - 1.0)
+    denom = a0 - 2.0 * a1
+    return 2.0 * a0 * a1 / denom, 2.0 - a0 / denom, OK
+
+
+@njit(cache=True)
+def mom_fit(y):
+    """Method of moments: match the mean and the variance (``ddof = 1``).
+
+    With ``r = mean**2 / var``: ``xi = (1 - r) / 2`` and
+    ``sigma = mean (1 + r) / 2``; the estimate always has ``xi < 1/2``.
+
+    Returns ``(sigma, xi, status)``; status ``OK`` or ``CONSTANT``.
+    """
+    if _is_degenerate(y):
+        return _NAN, _NAN, CONSTANT
+    n = y.size
+    mean = 0.0
+    for i in range(n):
+        mean += y[i]
+    mean /= n
+    ss = 0.0
+    for i in range(n):
+        dev = y[i] - mean
+        ss += dev * dev
+    ratio = mean * mean / (ss / (n - 1))
+    return 0.5 * mean * (1.0 + ratio), 0.5 * (1.0 - ratio), OK
+
+
+@njit(cache=True)
+def _theta_profile(y, theta):
+    """``(xi, xi / theta)`` of the profile at ``theta = xi / sigma``, continuous at 0.
+
+    Needs ``1 + theta max(y) > 0``; ``xi / theta`` is the matching ``sigma``.
+    """
+    sum_log = 0.0
+    sum_b = 0.0
+    for i in range(y.size):
+        t = theta * y[i]
+        ratio = _log1p_ratio(t)
+        sum_log += t * ratio
+        sum_b += y[i] * ratio
+    return sum_log / y.size, sum_b / y.size
+
+
+@njit(cache=True)
+def zhang_fit(y):
+    """Empirical Bayes estimator of Zhang & Stephens (2009).
+
+    The posterior mean of ``theta = xi / sigma`` over the grid
+    ``theta_j = -(1 / y_(n) + (1 - sqrt(m / (j - 1/2))) / (3 y_*))``,
+    ``j = 1..m``, ``m = 20 + floor(sqrt(n))``, where ``y_*`` is the order
+    statistic ``y_(floor(n/4 + 1/2))`` (about the first quartile); the grid
+    points are quantiles of the paper's prior, so each gets the weight of its
+    profile likelihood. Then ``xi = mean(log1p(theta y))`` and
+    ``sigma = xi / theta``. (Signs follow this module's ``xi``; the paper uses
+    ``k = -xi`` and ``theta = -xi / sigma``.) If ``y_*`` is 0 (a quarter of
+    the sample is zero), the smallest positive value takes its place.
+
+    Returns ``(sigma, xi, status)``; status ``OK`` or ``CONSTANT``.
+    """
+    if _is_degenerate(y):
+        return _NAN, _NAN, CONSTANT
+    n = y.size
+    ys = np.sort(y)
+    ymax = ys[n - 1]
+    ystar = ys[int(math.floor(n / 4.0 + 0.5)) - 1]
+    if ystar == 0.0:
+        for i in range(n):
+            if ys[i] > 0.0:
+                ystar = ys[i]
+                break
+    m = 20 + int(math.floor(math.sqrt(n)))
+    thetas = np.empty(m)
+    logliks = np.empty(m)
+    lmax = -_INF
+    for j in range(m):
+        theta = -(1.0 / ymax + (1.0 - math.sqrt(m / (j + 0.5))) / (3.0 * ystar))
+        thetas[j] = theta
+        xi, b = _theta_profile(y, theta)
+        logliks[j] = -n * (1.0 + math.log(b) + xi)
+        lmax = max(lmax, logliks[j])
+    # weights exp(L_j) / sum_i exp(L_i), shifted by the largest for stability
+    wsum = 0.0
+    theta_hat = 0.0
+    for j in range(m):
+        w = math.exp(logliks[j] - lmax)
+        wsum += w
+        theta_hat += w * thetas[j]
+    theta_hat /= wsum
+    xi, sigma = _theta_profile(y, theta_hat)
+    return sigma, xi, OK

@@ -1,0 +1,371 @@
+"""The generalized Pareto distribution (GPD) and its single-sample estimators.
+
+:class:`GPD` is a vectorised GPD with location 0, equal to
+``scipy.stats.genpareto(xi, loc=0, scale=sigma)``; :func:`gpd_fit` fits one
+sample of exceedances. The math lives in the numba kernels of
+``evtools._gpd_kernels``, which column-wise code calls directly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from numba import vectorize
+
+from . import _gpd_kernels as _k
+from ._errors import InvalidInputError
+from ._status import CONSTANT, NOT_CONVERGED, OK, Status
+from ._validation import _as_float_array, as_sample
+
+__all__ = ["GPD", "GPDFit", "gpd_fit"]
+
+_SIG = ["float64(float64, float64, float64)"]
+
+
+@vectorize(_SIG, cache=True)
+def _logsf(x, sigma, xi):
+    return _k.gpd_logsf_scalar(x, sigma, xi)
+
+
+@vectorize(_SIG, cache=True)
+def _sf(x, sigma, xi):
+    return math.exp(_k.gpd_logsf_scalar(x, sigma, xi))
+
+
+@vectorize(_SIG, cache=True)
+def _cdf(x, sigma, xi):
+    return -math.expm1(_k.gpd_logsf_scalar(x, sigma, xi))
+
+
+@vectorize(_SIG, cache=True)
+def _logpdf(x, sigma, xi):
+    return _k.gpd_logpdf_scalar(x, sigma, xi)
+
+
+@vectorize(_SIG, cache=True)
+def _pdf(x, sigma, xi):
+    return math.exp(_k.gpd_logpdf_scalar(x, sigma, xi))
+
+
+@vectorize(_SIG, cache=True)
+def _isf(q, sigma, xi):
+    if not (q >= 0.0 and q <= 1.0):
+        return math.nan
+    return _k.gpd_quantile_from_logsf(math.log(q), sigma, xi)
+
+
+@vectorize(_SIG, cache=True)
+def _ppf(p, sigma, xi):
+    if not (p >= 0.0 and p <= 1.0):
+        return math.nan
+    return _k.gpd_quantile_from_logsf(math.log1p(-p), sigma, xi)
+
+
+@vectorize(_SIG, cache=True)
+def _from_exponential(e, sigma, xi):
+    return _k.gpd_quantile_from_logsf(-e, sigma, xi)
+
+
+def _as_param(value, name):
+    arr = _as_float_array(value, name).astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise InvalidInputError(f"{name} must be finite, got {value!r}")
+    return arr
+
+
+def _scalar_or_array(arr):
+    return arr[()] if arr.ndim == 0 else arr
+
+
+class GPD:
+    """Generalized Pareto distribution with location 0, vectorised over parameters.
+
+    ``S(x) = (1 + xi x / sigma) ** (-1 / xi)`` for ``x >= 0``, ``exp(-x / sigma)``
+    at ``xi = 0``; for ``xi < 0`` the support ends at ``sigma / -xi``. Every
+    method equals the same method of
+    ``scipy.stats.genpareto(xi, loc=0, scale=sigma)`` (except :meth:`var`,
+    see there), and is computed without cancellation at and near ``xi = 0``.
+
+    Parameters
+    ----------
+    sigma : array_like of float
+        Scale, finite and ``> 0``.
+    xi : array_like of float
+        Shape, finite. Broadcasts with ``sigma``.
+
+    Notes
+    -----
+    Methods broadcast their argument against ``sigma`` and ``xi`` (numpy
+    rules) and return a float for all-scalar input, else an ndarray. NaN
+    arguments give NaN.
+
+    Examples
+    --------
+    >>> import evtools as ev
+    >>> d = ev.GPD(sigma=2.0, xi=0.25)
+    >>> float(d.isf(0.01))
+    17.29...
+    """
+
+    def __init__(self, sigma, xi):
+        sigma = _as_param(sigma, "sigma")
+        xi = _as_param(xi, "xi")
+        if np.any(sigma <= 0):
+            raise InvalidInputError(
+                f"sigma must be > 0, got {sigma[sigma <= 0].ravel()[0]}; the GPD scale is positive"
+            )
+        try:
+            sigma, xi = np.broadcast_arrays(sigma, xi)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"sigma (shape {sigma.shape}) and xi (shape {xi.shape}) do not broadcast together"
+            ) from exc
+        self._sigma = sigma
+        self._xi = xi
+
+    @property
+    def sigma(self):
+        """Scale (float, or ndarray of the broadcast parameter shape)."""
+        return _scalar_or_array(self._sigma)
+
+    @property
+    def xi(self):
+        """Shape (float, or ndarray of the broadcast parameter shape)."""
+        return _scalar_or_array(self._xi)
+
+    def __repr__(self):
+        if self._sigma.ndim == 0:
+            return f"GPD(sigma={float(self._sigma):.6g}, xi={float(self._xi):.6g})"
+        return f"GPD(sigma=<array {self._sigma.shape}>, xi=<array {self._xi.shape}>)"
+
+    def _apply(self, ufunc, x, name):
+        x = _as_float_array(x, name)
+        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf is an answer
+            return _scalar_or_array(np.asarray(ufunc(x, self._sigma, self._xi)))
+
+    def pdf(self, x):
+        """Density at ``x``; 0 outside the support (``+inf`` at the end point if ``xi < -1``)."""
+        return self._apply(_pdf, x, "x")
+
+    def logpdf(self, x):
+        """Log density at ``x``; ``-inf`` outside the support."""
+        return self._apply(_logpdf, x, "x")
+
+    def cdf(self, x):
+        """``P(X <= x)``."""
+        return self._apply(_cdf, x, "x")
+
+    def sf(self, x):
+        """Survival function ``P(X > x)``."""
+        return self._apply(_sf, x, "x")
+
+    def logsf(self, x):
+        """``log P(X > x)``: finite wherever it is representable, ``-inf`` beyond the end point."""
+        return self._apply(_logsf, x, "x")
+
+    def isf(self, q):
+        """Inverse survival function: ``x`` with ``P(X > x) = q``; NaN for ``q`` outside [0, 1]."""
+        return self._apply(_isf, q, "q")
+
+    def ppf(self, p):
+        """Quantile function: ``x`` with ``P(X <= x) = p``; NaN for ``p`` outside [0, 1]."""
+        return self._apply(_ppf, p, "p")
+
+    def mean(self):
+        """``sigma / (1 - xi)``; ``inf`` for ``xi >= 1``."""
+        with np.errstate(divide="ignore"):
+            out = np.where(self._xi < 1, self._sigma / (1 - self._xi), np.inf)
+        return _scalar_or_array(out)
+
+    def var(self):
+        """``sigma**2 / ((1 - xi)**2 (1 - 2 xi))``; ``inf`` for ``xi >= 1/2``.
+
+        scipy returns NaN for ``xi >= 1/2``; the second moment is infinite there,
+        so this returns ``inf``.
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(
+                self._xi < 0.5,
+                self._sigma**2 / ((1 - self._xi) ** 2 * (1 - 2 * self._xi)),
+                np.inf,
+            )
+        return _scalar_or_array(out)
+
+    def rvs(self, size=None, random_state=None):
+        """Random draws, as ``isf`` of uniforms (exactly: of ``exp(-E)``, E ~ Exp(1)).
+
+        Parameters
+        ----------
+        size : int or tuple of int, optional
+            Output shape; the parameters must broadcast to it. Default: the
+            parameter shape.
+        random_state : None, int, numpy.random.Generator or RandomState
+            Seed or generator.
+
+        Returns
+        -------
+        float or ndarray, shape ``size``
+        """
+        shape = self._sigma.shape if size is None else tuple(np.atleast_1d(size).astype(int))
+        try:
+            sigma = np.broadcast_to(self._sigma, shape)
+            xi = np.broadcast_to(self._xi, shape)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"size {shape} does not fit the parameter shape {self._sigma.shape}; "
+                "pass a size the parameters broadcast to"
+            ) from exc
+        if isinstance(random_state, np.random.RandomState):
+            e = random_state.standard_exponential(shape)
+        else:
+            e = np.random.default_rng(random_state).standard_exponential(shape)
+        return _scalar_or_array(np.asarray(_from_exponential(e, sigma, xi)))
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class GPDFit:
+    """Result of :func:`gpd_fit`.
+
+    Attributes
+    ----------
+    sigma, xi : float
+        Estimates (NaN when ``status == CONSTANT``).
+    loglik : float
+        GPD log-likelihood of the sample at the estimate (``-inf`` when an
+        estimator other than MLE puts a value outside the fitted support).
+    n : int
+        Sample size.
+    method : str
+        ``"mle"``, ``"pwm"``, ``"zhang"`` or ``"mom"``.
+    converged : bool
+        The estimate is usable: status ``OK`` or ``XI_BOUNDARY``.
+    status : evtools._status.Status
+        ``OK``, ``CONSTANT``, ``NOT_CONVERGED`` or ``XI_BOUNDARY``.
+    se_sigma, se_xi : float
+        Standard errors (MLE only; NaN otherwise and where not available).
+    cov : ndarray, shape (2, 2)
+        Covariance of ``(sigma, xi)`` (MLE only; NaN otherwise).
+    """
+
+    sigma: float
+    xi: float
+    loglik: float
+    n: int
+    method: str
+    converged: bool
+    status: Status
+    se_sigma: float
+    se_xi: float
+    cov: np.ndarray
+
+    @property
+    def dist(self):
+        """The fitted distribution, ``GPD(sigma, xi)``."""
+        if not (np.isfinite(self.sigma) and np.isfinite(self.xi)):
+            raise InvalidInputError(
+                f"this fit has no distribution (status {self.status.name}): the sample had no spread"
+            )
+        return GPD(self.sigma, self.xi)
+
+    def __repr__(self):
+        def se(v):
+            return f" ± {v:.3g}" if np.isfinite(v) else ""
+
+        return (
+            f"GPDFit(method={self.method!r}, sigma={self.sigma:.6g}{se(self.se_sigma)}, "
+            f"xi={self.xi:.6g}{se(self.se_xi)}, loglik={self.loglik:.6g}, n={self.n}, "
+            f"status={self.status.name})"
+        )
+
+
+_ESTIMATORS = {"pwm": _k.pwm_fit, "zhang": _k.zhang_fit, "mom": _k.mom_fit}
+METHODS = ("mle",) + tuple(_ESTIMATORS)
+
+
+def _mle_cov(y, sigma, xi):
+    """Inverse observed information at the MLE; NaN if singular or ``xi <= -1/2``."""
+    nan = np.full((2, 2), np.nan)
+    if not xi > -0.5:
+        return nan
+    i_ss, i_sx, i_xx = _k.gpd_observed_info(y, sigma, xi)
+    det = i_ss * i_xx - i_sx * i_sx
+    if not (i_ss > 0 and i_xx > 0 and det > 1e-12 * i_ss * i_xx):
+        return nan
+    return np.array([[i_xx, -i_sx], [-i_sx, i_ss]]) / det
+
+
+def gpd_fit(x, method="mle"):
+    """Fit a GPD (location 0) to one sample of exceedances.
+
+    Parameters
+    ----------
+    x : array_like, shape (n,)
+        Exceedances over a threshold: finite, ``>= 0``, at least 2 values.
+        float32 and integer input is converted to float64.
+    method : {"mle", "pwm", "zhang", "mom"}
+        * ``"mle"``: exact maximum likelihood (Grimshaw 1993): the profile
+          likelihood over ``theta = xi / sigma`` is searched on both sides of
+          the exponential and every local maximum is compared with the
+          exponential and the ``xi = -1`` boundary. The likelihood is
+          unbounded for ``xi < -1`` (as ``sigma / -xi`` approaches
+          ``max(x)``), so ``xi`` is restricted to ``>= -1``; when the best fit
+          is on that boundary it is the uniform ``sigma = max(x)``,
+          ``xi = -1`` with status ``XI_BOUNDARY``. With zeros in the sample
+          the likelihood also grows without bound as ``xi -> inf``; that
+          degenerate direction is left out. Standard errors come from the
+          observed information (the analytic Hessian of the log-likelihood
+          in ``(sigma, xi)`` at the estimate, inverted); they are NaN for
+          ``xi <= -1/2``, where the usual asymptotics fail, and where the
+          information is singular.
+        * ``"pwm"``: probability-weighted moments (Hosking & Wallis 1987)
+          with the unbiased estimator ``a1 = mean((n - i) / (n - 1) x_(i))``
+          (ascending order statistics) instead of plotting positions.
+        * ``"zhang"``: the empirical Bayes estimator of Zhang & Stephens
+          (2009) with their grid of ``m = 20 + floor(sqrt(n))`` points.
+        * ``"mom"``: method of moments (mean and variance with ``ddof=1``).
+
+    Returns
+    -------
+    GPDFit
+        A sample without spread (all values equal, e.g. all zero) is not an
+        error: it returns status ``CONSTANT`` with NaN estimates.
+
+    Raises
+    ------
+    InvalidInputError
+        ``x`` is not 1-D, holds NaN, inf or negative values, has fewer than
+        2 values, or ``method`` is unknown.
+    """
+    if not isinstance(method, str) or method not in METHODS:
+        raise InvalidInputError(
+            f"unknown method {method!r}; choose one of {', '.join(repr(m) for m in METHODS)}"
+        )
+    y = as_sample(x, "x", min_size=2)
+    if y.min() < 0:
+        i = int(np.argmin(y))
+        raise InvalidInputError(
+            f"x holds a negative value ({y[i]}) at index {i}; pass exceedances "
+            "(values minus the threshold, all >= 0)"
+        )
+    nan_cov = np.full((2, 2), np.nan)
+    if method == "mle":
+        sigma, xi, loglik, status = _k.mle_fit(y)
+        cov = _mle_cov(y, sigma, xi) if status == OK else nan_cov
+    else:
+        sigma, xi, status = _ESTIMATORS[method](y)
+        loglik = _k.gpd_loglik(y, sigma, xi)
+        cov = nan_cov
+    status = Status(status)
+    return GPDFit(
+        sigma=float(sigma),
+        xi=float(xi),
+        loglik=float(loglik),
+        n=int(y.size),
+        method=method,
+        converged=status not in (CONSTANT, NOT_CONVERGED),
+        status=status,
+        se_sigma=float(np.sqrt(cov[0, 0])),
+        se_xi=float(np.sqrt(cov[1, 1])),
+        cov=cov,
+    )
