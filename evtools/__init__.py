@@ -17,5 +17,6 @@ from . import perturb
 from .gof import GOFResult, gof_columns, gpd_gof
 from .threshold import ForwardStop
 from .diagnostics import mean_residual_life, parameter_stability
+from .spot import DSPOT, SPOT, SPOTResult
 
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from . import _gof_kernels as GK
 from . import _tail_kernels as K
+from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
@@ -55,7 +56,8 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         Reference values, float32 or float64 (other dtypes are converted).
         NaN and inf are rejected. ``G`` is never copied whole: columns are
         sorted block by block in their own dtype (float32 stays float32) and
-        fitted in float64.
+        fitted in float64. A Dask array is fitted by column blocks on the
+        current Dask scheduler and gives the same model (see ``docs/streaming.md``).
     threshold : ThresholdRule, default ``Quantile(0.98)``
         How each column's threshold is chosen.
     method : {"mle", "pwm", "zhang", "mom"}
@@ -81,7 +83,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     -------
     TailModel
     """
-    G = as_matrix(G, "G")
+    G = as_dask_matrix(G, "G") if is_dask_array(G) else as_matrix(G, "G")
     rule = Quantile(0.98) if threshold is None else threshold
     if not isinstance(rule, ThresholdRule):
         raise InvalidInputError(
@@ -97,6 +99,9 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     n_total = n_rows if n_samples is None else int(n_samples)
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
+    if is_dask_array(G):  # the same fit mapped over column blocks (evtools._dask)
+        return fit_tails_dask(G, threshold=rule, method=method, min_exceed=int(min_exceed),
+                              n_samples=n_samples, n_knots=int(n_knots), block_size=block_size)
     if block_size is None:
         block_size = max(1, _BLOCK_BYTES // (G.itemsize * n_rows))
     block_size = int(min(block_size, F))
@@ -211,6 +216,8 @@ class TailModel:
         Finite for every finite input and non-increasing in ``g`` per column,
         even where ``sf`` underflows to 0 or lies beyond a bounded tail's end.
         """
+        if is_dask_array(G):  # a lazy Dask array with G's chunks (evtools._dask)
+            return logsf_dask(self, G)
         G = as_matrix(G, "G")
         check_columns(G, self.n_filters)
         return K.logsf_matrix(np.ascontiguousarray(G), self.threshold, self.tail_mass,
