@@ -11,9 +11,10 @@ pixels, 256 samples) it prints the time of
 
 and the ratios ``ours / floor`` (goal: at most 1.5) and ``ours / loop``
 (goal: below 1), for each batch size of ``--batch-sizes`` (ours and the floor
-use the same one). Times are the best of ``--repeats`` runs. On a CPU, batches of 64 images of 64 pixels overflow the caches and
-even the floor can be slower than the one-sample loop; batches of 8 to 16 are
-the fast ones there.
+use the same one). Times are the best of ``--repeats`` runs, the methods
+taking turns so that a change of machine load hits all alike. On a CPU,
+batches of 64 images of 64 pixels overflow the caches and even the floor can
+be slower than the one-sample loop; batches of 8 to 16 are the fast ones there.
 
 Run from the repository root::
 
@@ -71,13 +72,15 @@ class ResNet(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-def _best(fn, repeats):
-    times = []
+def _best_interleaved(fns, repeats):
+    """Best time of each callable, the callables taking turns so that load changes hit all alike."""
+    best = {name: float("inf") for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def _plain(model, x, y, batch_size):
@@ -109,17 +112,20 @@ def main():
             model = ResNet(widths)
             x = torch.randn(args.samples, 3, px, px)
             y = torch.randint(0, 10, (args.samples,))
-            loop = float("nan") if args.no_loop else _best(lambda: filter_gradient_norms_loop(model, x, y), args.repeats)
-            for batch_size in batch_sizes:
-                floor = _best(lambda: _plain(model, x, y, batch_size), args.repeats)
+            fns = {} if args.no_loop else {"loop": lambda: filter_gradient_norms_loop(model, x, y)}
+            for b in batch_sizes:
+                fns[("floor", b)] = lambda b=b: _plain(model, x, y, b)
                 for reduction in ("mean_abs", "l2"):
-                    ours = _best(
-                        lambda: filter_gradient_norms(
-                            model, (x, y), reduction=reduction, batch_size=batch_size, progress=False
-                        ),
-                        args.repeats,
+                    fns[(reduction, b)] = lambda b=b, r=reduction: filter_gradient_norms(
+                        model, (x, y), reduction=r, batch_size=b, progress=False
                     )
-                    print(f"{'-'.join(map(str, widths)):>12} {px:>3} {batch_size:>5} {reduction:>9} {ours:7.3f} "
+            best = _best_interleaved(fns, args.repeats)
+            loop = best.get("loop", float("nan"))
+            for b in batch_sizes:
+                floor = best[("floor", b)]
+                for reduction in ("mean_abs", "l2"):
+                    ours = best[(reduction, b)]
+                    print(f"{'-'.join(map(str, widths)):>12} {px:>3} {b:>5} {reduction:>9} {ours:7.3f} "
                           f"{floor:7.3f} {loop:7.3f} {ours / floor:10.2f} {ours / loop:9.3f}", flush=True)
 
 
