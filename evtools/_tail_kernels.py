@@ -101,8 +101,8 @@ def fit_sorted_block(S, t, method, min_exceed, n_total, n_knots):
         n_exceed[j] = k
         y = col[n_rows - k:] - tj  # ascending
         # --- the tail above the threshold
-        if k == 0:
-            mass[j] = floor_mass
+        if k == 0:  # at most the mid-p survival at t, so that sf stays non-increasing
+            mass[j] = min(floor_mass, _midp_survival(col, tj, n_total))
             sigma[j] = np.inf
             xi[j] = 0.0
             loglik[j] = np.nan
@@ -138,7 +138,7 @@ def fit_sorted_block(S, t, method, min_exceed, n_total, n_knots):
             knot_x[j, i] = v
             knot_sf[j, i] = _midp_survival(col, v, n_total)
         knot_x[j, n_knots] = tj
-        knot_sf[j, n_knots] = mass[j] + (_midp_survival(col, tj, n_total) - k / n_total)
+        knot_sf[j, n_knots] = _midp_survival(col, tj, n_total)
     return n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm
 
 

@@ -153,7 +153,9 @@ class TailModel:
     - no exceedance at all (a constant column, such as a dead filter, or ties
       at the top): ``sigma = inf``, ``loglik = NaN``, and every value above
       the threshold has probability ``1 / (n_samples + 1)``, the smallest the
-      reference can support; ``score`` is then ``log10(n_samples + 1)``.
+      reference can support (``score`` ``log10(n_samples + 1)``), or the
+      mid-p survival at the threshold where that is smaller (a single
+      largest value), so that sf never increases.
     - ``XI_BOUNDARY`` (MLE at xi = -1): the fit is used as it is.
 
     Beyond the upper end point of a bounded tail (xi < 0) the GPD gives

@@ -151,7 +151,7 @@ def test_messy_columns_get_status_and_finite_scores(rng):
     sc = tail.score(probe)
     assert np.isfinite(sc).all() and (sc >= 0).all()
     # a dead filter: its usual value is unremarkable, anything above it maximally remarkable
-    assert sc[0, 0] == pytest.approx(-math.log10(0.5 + 1 / (n + 1)))
+    assert sc[0, 0] == pytest.approx(math.log10(2.0))
     assert sc[1, 0] == pytest.approx(math.log10(n + 1))
     assert sc[4, 0] == 0.0
 

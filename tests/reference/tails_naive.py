@@ -35,7 +35,7 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64):
     out = {"threshold": t, "n_exceed": k}
     if k == 0:
         out.update(sigma=np.inf, xi=0.0, status=CONSTANT if s[0] == s[-1] else TOO_FEW,
-                   mass=1.0 / (n + 1))
+                   mass=min(1.0 / (n + 1), midp_sf(x, t)))
     else:
         status = TOO_FEW
         if k >= min_exceed:
@@ -49,7 +49,7 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64):
     r_top = n - k - 1
     ranks = [(i * r_top) // (n_knots - 1) for i in range(n_knots)] if r_top >= 0 else []
     kx = [s[r] for r in ranks] + [t]
-    ks = [midp_sf(x, s[r]) for r in ranks] + [out["mass"] + midp_sf(x, t) - k / n]
+    ks = [midp_sf(x, s[r]) for r in ranks] + [midp_sf(x, t)]
     out["knots"] = (np.array(kx), np.array(ks))
     return out
 
