@@ -141,7 +141,14 @@ class GPD:
 
     def _apply(self, ufunc, x, name):
         x = _as_float_array(x, name)
-        with np.errstate(divide="ignore", invalid="ignore"):  # log(0) = -inf is an answer
+        try:
+            np.broadcast_shapes(x.shape, self._sigma.shape)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"{name} (shape {x.shape}) does not broadcast with the parameters "
+                f"(shape {self._sigma.shape})"
+            ) from exc
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # inf is an answer
             return _scalar_or_array(np.asarray(ufunc(x, self._sigma, self._xi)))
 
     def pdf(self, x):
@@ -220,7 +227,8 @@ class GPD:
             e = random_state.standard_exponential(shape)
         else:
             e = np.random.default_rng(random_state).standard_exponential(shape)
-        return _scalar_or_array(np.asarray(_from_exponential(e, sigma, xi)))
+        with np.errstate(over="ignore"):  # heavy tails: draws beyond 1.8e308 are inf
+            return _scalar_or_array(np.asarray(_from_exponential(e, sigma, xi)))
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
