@@ -20,7 +20,7 @@ import numpy as np
 from scipy import stats
 
 from ._errors import InvalidInputError
-from ._gpd_kernels import gpd_observed_info, mle_fit
+from .gpd import gpd_fit
 from ._status import TOO_FEW
 from ._validation import as_sample, check_probability
 
@@ -89,10 +89,11 @@ def parameter_stability(x, thresholds=None, *, level=0.95, min_exceed=30):
     """GPD shape and modified scale fitted above each threshold, with Wald intervals.
 
     At each threshold ``u`` the GPD is fitted to the excesses by maximum
-    likelihood; the modified scale ``sigma* = sigma_u - xi u`` removes the
-    scale's built-in dependence on ``u``. Standard errors come from the
-    inverse observed information at the MLE; the interval of ``sigma*`` uses
-    the delta method, ``var(sigma*) = var(sigma) - 2 u cov(sigma, xi) + u^2 var(xi)``.
+    likelihood (:func:`evtools.gpd_fit`); the modified scale
+    ``sigma* = sigma_u - xi u`` removes the scale's built-in dependence on
+    ``u``. Standard errors are the fit's (inverse observed information); the
+    interval of ``sigma*`` uses the delta method,
+    ``var(sigma*) = var(sigma) - 2 u cov(sigma, xi) + u^2 var(xi)``.
 
     Parameters
     ----------
@@ -113,9 +114,9 @@ def parameter_stability(x, thresholds=None, *, level=0.95, min_exceed=30):
         ``scale_star_lower``, ``scale_star_upper``; ``n_exceed`` (int64);
         ``status`` (int8, :class:`evtools.Status` of each fit: ``TOO_FEW``
         below ``min_exceed``). Estimates are NaN where the fit failed; the
-        intervals are also NaN where the observed information is not positive
-        definite (e.g. ``xi <= -0.5``, where the MLE is not asymptotically
-        normal).
+        intervals are also NaN where the fit has no standard errors
+        (``xi <= -0.5``, where the MLE is not asymptotically normal, or a
+        singular information).
     """
     if isinstance(min_exceed, (bool, np.bool_)) or not isinstance(min_exceed, (int, np.integer)) or min_exceed < 3:
         raise InvalidInputError(f"min_exceed must be an integer >= 3, got {min_exceed!r}")
@@ -133,18 +134,15 @@ def parameter_stability(x, thresholds=None, *, level=0.95, min_exceed=30):
     for i, (t, f) in enumerate(zip(u, first)):
         if n_exceed[i] < min_exceed:
             continue
-        y = xs[f:] - t
-        s, k, _, status[i] = mle_fit(y)
-        if not (s > 0 and np.isfinite(k)):
+        fit = gpd_fit(xs[f:] - t, method="mle")
+        status[i] = fit.status
+        if not fit.converged:
             continue
-        xi[i] = k
-        star[i] = s - k * t
-        i_ss, i_sx, i_xx = gpd_observed_info(y, s, k)
-        det = i_ss * i_xx - i_sx * i_sx
-        if i_ss > 0 and det > 0:
-            v_ss, v_sx, v_xx = i_xx / det, -i_sx / det, i_ss / det
-            se_xi[i] = np.sqrt(v_xx)
-            se_star[i] = np.sqrt(max(v_ss - 2 * t * v_sx + t * t * v_xx, 0.0))
+        xi[i] = fit.xi
+        star[i] = fit.sigma - fit.xi * t
+        se_xi[i] = fit.se_xi
+        grad = np.array([1.0, -t])
+        se_star[i] = np.sqrt(grad @ fit.cov @ grad)
     return {
         "threshold": u, "xi": xi, "xi_lower": xi - z * se_xi, "xi_upper": xi + z * se_xi,
         "scale_star": star, "scale_star_lower": star - z * se_star, "scale_star_upper": star + z * se_star,

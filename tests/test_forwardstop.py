@@ -149,11 +149,9 @@ def test_streaming_top_rows_give_the_same_thresholds():
 
 
 def test_fit_tails_uses_forwardstop():
-    from evtools.tails import fit_tails
-
     X = change_point_sample(np.random.default_rng(4), 3000, n_cols=4)
     rule = ForwardStop(candidates=PROBS)
-    tail = fit_tails(X, threshold=rule, progress=False)
+    tail = ev.fit_tails(X, threshold=rule, progress=False)
     np.testing.assert_allclose(tail.threshold, rule.select(X))
 
 
