@@ -26,9 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import special, stats
-from statsmodels.stats import diagnostic
-from statsmodels.stats._lilliefors import get_lilliefors_table
-from statsmodels.stats.multitest import multipletests
 
 from ._errors import InvalidInputError
 from ._io import TableRecord
@@ -70,6 +67,8 @@ def correct_pvalues(pvalue, alpha, correction):
     pvalue_corrected : ndarray, shape (n,)
         NaN where ``pvalue`` is NaN.
     """
+    from statsmodels.stats.multitest import multipletests  # statsmodels imports pandas: load on use
+
     rejected = np.zeros(pvalue.shape, dtype=bool)
     corrected = np.full(pvalue.shape, np.nan)
     ok = np.isfinite(pvalue)
@@ -180,6 +179,8 @@ def _shapiro(S):
 
 def _lilliefors(S):
     """Lilliefors' Kolmogorov-Smirnov statistic and table p-value of each sorted column."""
+    from statsmodels.stats._lilliefors import get_lilliefors_table  # the table behind lilliefors()
+
     n = S.shape[0]
     z = (S - S.mean(axis=0)) / S.std(axis=0, ddof=1)
     cdf = stats.norm.cdf(z)
@@ -191,9 +192,11 @@ def _lilliefors(S):
 
 def _anderson(G):
     """statsmodels' ``normal_ad`` per column, with its single-column p-value above 13."""
+    from statsmodels.stats.diagnostic import normal_ad
+
     n = G.shape[0]
     with np.errstate(invalid="ignore"):  # an infinite statistic (a value at cdf 0 or 1)
-        statistic, pvalue = diagnostic.normal_ad(G, axis=0)
+        statistic, pvalue = normal_ad(G, axis=0)
     # The single-column path returns 0 once the adjusted statistic passes 13;
     # the vectorised path keeps extrapolating its last formula there.
     adjusted = statistic * (1 + 0.75 / n + 2.25 / n**2)

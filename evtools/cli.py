@@ -1,0 +1,246 @@
+"""The ``evtools`` command line.
+
+::
+
+    evtools fit G_ref.npy -o tails.npz             # per-filter tail models (POT), or --scorer zscore
+    evtools score tails.npz G.npy --top 10         # top filters per row, with p-values
+    evtools normality G_ref.npy                    # normality tests per column, summary per layer
+
+Matrices are read from ``.npy``, ``.npz`` or ``.csv``; tables go to the
+terminal, or as CSV or JSON to ``-o FILE`` / ``--format``. Bad input ends
+with one ``evtools: error: ...`` line on stderr and exit status 1 (2 for a
+bad command line), never a traceback.
+
+Each subcommand is one ``_add_<name>`` function that declares its arguments
+and one ``_run_<name>`` function that does the work; a new subcommand adds
+such a pair and registers it in :data:`SUBCOMMANDS`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from . import __version__
+from ._errors import EvtoolsError
+from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
+from .depth import layer_codes
+from .normality import CORRECTIONS, NORMALITY_TESTS, normality_tests
+from .saliency import POTSaliency, ZScoreSaliency, load_saliency
+from .threshold import Quantile, TopK
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+# --- shared arguments and output ---------------------------------------------------------
+
+
+def _add_matrix_argument(parser, name, help):
+    parser.add_argument(name, help=f"{help} (.npy, .npz or .csv)")
+    parser.add_argument("--key", help="array name inside an .npz archive (default: its only array, or 'G')")
+
+
+def _add_output_arguments(parser):
+    parser.add_argument("-o", "--output", help="write the table to this .csv or .json file")
+    parser.add_argument(
+        "--format", choices=TABLE_FORMATS, default="text",
+        help="table format on standard output (default: aligned text)",
+    )
+
+
+def _emit(table, args, title=None):
+    """Print or write a table as ``--output`` / ``--format`` ask."""
+    if args.output:
+        write_table(table, args.output)
+        n = len(next(iter(table.values()))) if table else 0
+        print(f"wrote {n} rows to {args.output}")
+    elif args.format == "text":
+        if title:
+            print(title)
+        print(format_table(table))
+    else:
+        write_table(table, sys.stdout, args.format)
+
+
+def _read_layers(path, n_filters):
+    """Layer name per column from a text or CSV file: one line per column, the layer in the first field."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = [line.strip() for line in fh if line.strip()]
+    except OSError as exc:
+        raise EvtoolsError(f"{path}: cannot read the layer file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise EvtoolsError(f"{path}: the layer file is not UTF-8 text") from exc
+    labels = [line.split(",")[0].strip() for line in lines]
+    if len(labels) == n_filters + 1:  # a header line
+        labels = labels[1:]
+    return layer_codes(np.asarray(labels), n_filters)
+
+
+def _threshold_rule(text):
+    """``0.9`` is a quantile level, ``500`` a top-k count."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if 0 < value < 1:
+        return Quantile(value)
+    if value >= 1 and value == int(value):
+        return TopK(int(value))
+    raise argparse.ArgumentTypeError(
+        f"{text}: give a quantile level in (0, 1) or a whole number of top values"
+    )
+
+
+def _correction(text):
+    return None if text == "none" else text
+
+
+# --- evtools fit --------------------------------------------------------------------------
+
+
+def _add_fit(subparsers):
+    p = subparsers.add_parser("fit", help="fit per-filter reference models to G_ref",
+                              description="Fit a scorer to a reference gradient matrix and save it.")
+    _add_matrix_argument(p, "G_ref", "reference gradient matrix, shape (n_samples, n_filters)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    p.add_argument("--scorer", choices=("pot", "zscore"), default="pot",
+                   help="pot: tail model per filter (Wang & Sato); zscore: mean and std (Levin et al.)")
+    p.add_argument("--threshold", type=_threshold_rule, default=Quantile(0.90),
+                   help="pot threshold: a quantile level such as 0.9 (default) or a top-k count such as 500")
+    p.add_argument("--method", choices=("mle", "pwm", "zhang", "mom"), default="mle",
+                   help="pot: GPD estimator (default: exact maximum likelihood)")
+    p.set_defaults(run=_run_fit)
+
+
+def _run_fit(args):
+    G_ref = read_matrix(args.G_ref, key=args.key)
+    if args.scorer == "zscore":
+        model = ZScoreSaliency().fit(G_ref)
+        summary = f"{model!r}: {model.n_features_in_} filters, {model.n_samples_seen_} samples"
+    else:
+        model = POTSaliency(threshold=args.threshold, method=args.method).fit(G_ref)
+        summary = repr(model.tail_)
+    model.save(args.output)
+    print(summary)
+    print(f"saved to {args.output}")
+    return EXIT_OK
+
+
+# --- evtools score ------------------------------------------------------------------------
+
+
+def _add_score(subparsers):
+    p = subparsers.add_parser("score", help="rank the filters of each row of G",
+                              description="Score the rows of G with a saved model and list the top filters.")
+    p.add_argument("model", help="model file written by `evtools fit`")
+    _add_matrix_argument(p, "G", "gradient matrix to diagnose, shape (n_rows, n_filters)")
+    p.add_argument("--top", type=int, default=10, help="filters listed per row (default 10)")
+    p.add_argument("--alpha", type=float,
+                   help="list only filters significant at this level after --correction")
+    p.add_argument("--correction", type=_correction, choices=(*CORRECTIONS, None), default="fdr_bh",
+                   metavar="{fdr_bh,...,none}", help="multiple-testing correction over the filters (default fdr_bh)")
+    p.add_argument("--layers", help="layer of each column: a text/CSV file, one line per column")
+    _add_output_arguments(p)
+    p.set_defaults(run=_run_score)
+
+
+def _run_score(args):
+    model = load_saliency(args.model)
+    G = read_matrix(args.G, key=args.key)
+    if args.top < 1:
+        raise EvtoolsError(f"--top must be at least 1, got {args.top}")
+    ranking = model.rank(G, min(args.top, model.n_features_in_))
+    table = ranking.to_dict()
+    if args.alpha is not None:
+        selection = model.select(G, alpha=args.alpha, correction=args.correction)
+        rows, cols = table["row"], table["filter"]
+        keep = np.atleast_2d(selection.rejected)[rows, cols]
+        table = {name: values[keep] for name, values in table.items()}
+        table["pvalue_corrected"] = np.atleast_2d(selection.pvalue_corrected)[rows[keep], cols[keep]]
+    if args.layers:
+        layers, codes = _read_layers(args.layers, model.n_features_in_)
+        table["layer"] = layers[codes[table["filter"]]]
+    _emit(table, args, title=f"{model!r}: top {ranking.k} filters per row")
+    return EXIT_OK
+
+
+# --- evtools normality --------------------------------------------------------------------
+
+
+def _add_normality(subparsers):
+    p = subparsers.add_parser("normality", help="test every column for normality",
+                              description="Normality tests per column, corrected over columns.")
+    _add_matrix_argument(p, "G", "gradient matrix, shape (n_samples, n_filters)")
+    p.add_argument("--tests", default=",".join(NORMALITY_TESTS),
+                   help=f"comma-separated subset of {','.join(NORMALITY_TESTS)}")
+    p.add_argument("--alpha", type=float, default=0.05, help="level of the decisions (default 0.05)")
+    p.add_argument("--correction", type=_correction, choices=(*CORRECTIONS, None), default="fdr_bh",
+                   metavar="{fdr_bh,...,none}", help="multiple-testing correction over the columns")
+    p.add_argument("--layers", help="layer of each column: a text/CSV file, one line per column")
+    p.add_argument("--per-column", action="store_true",
+                   help="output every column's statistics and p-values instead of the per-layer summary")
+    _add_output_arguments(p)
+    p.set_defaults(run=_run_normality)
+
+
+def _run_normality(args):
+    G = read_matrix(args.G, key=args.key)
+    tests = tuple(t.strip() for t in args.tests.split(",") if t.strip())
+    report = normality_tests(G, tests=tests, correction=args.correction, alpha=args.alpha)
+    if args.per_column:
+        _emit(report.to_dict(), args, title=repr(report))
+        return EXIT_OK
+    layers = None
+    if args.layers:
+        names, codes = _read_layers(args.layers, G.shape[1])
+        layers = names[codes]
+    summary = report.summary(layers)
+    _emit(summary.to_dict(), args, title=f"{report!r}\nshare of columns rejecting normality:")
+    return EXIT_OK
+
+
+# --- entry point --------------------------------------------------------------------------
+
+SUBCOMMANDS = [_add_fit, _add_score, _add_normality]
+
+
+def build_parser():
+    """The argument parser with every subcommand of :data:`SUBCOMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="evtools",
+        description="Extreme-value statistics for diagnosing convolutional networks.",
+    )
+    parser.add_argument("--version", action="version", version=f"evtools {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 1 on bad input (one error line on stderr), 2 on a bad
+        command line.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse has printed usage or help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return args.run(args)
+    except (EvtoolsError, ValueError, OSError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"evtools: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
