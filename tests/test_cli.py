@@ -111,6 +111,19 @@ def test_normality_summary_and_per_column(files, capsys):
     assert rc == 0 and len(_table((tmp / "norm.csv").read_text(), "csv")) == 1
 
 
+def test_non_finite_results_are_null_in_json_and_empty_in_csv(files, capsys):
+    tmp, paths, G_ref, _ = files
+    dead = G_ref.copy()
+    dead[:, 3] = 0.0  # a dead filter: its normality p-values are NaN
+    np.save(tmp / "dead.npy", dead)
+    rc, out, _ = _run(capsys, "normality", tmp / "dead.npy", "--per-column", "--tests", "shapiro", "--format", "json")
+    assert rc == 0 and json.loads(out)[3]["shapiro_pvalue"] is None
+    rc, out, _ = _run(capsys, "normality", tmp / "dead.npy", "--per-column", "--tests", "shapiro", "--format", "csv")
+    assert _table(out, "csv")[3]["shapiro_pvalue"] == "" and _table(out, "csv")[3]["shapiro_rejected"] == "False"
+    rc, out, _ = _run(capsys, "normality", tmp / "dead.npy", "--per-column", "--tests", "shapiro")
+    assert out.splitlines()[5].split()[2] == "nan"
+
+
 def test_reads_csv_and_npz(files, capsys):
     tmp, paths, G_ref, _ = files
     with open(tmp / "G_ref.csv", "w") as fh:

@@ -1,6 +1,9 @@
 """evtools.saliency: z-score (Levin et al. 2022) and POT (Wang & Sato 2023) parameter saliency."""
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -93,6 +96,15 @@ def test_rank_matches_naive_with_deterministic_ties(rng):
     table = ranking.to_dict()
     assert list(table) == ["row", "rank", "filter", "score", "pvalue"] and table["row"].size == 150
     assert repr(ranking) == "Ranking(top 5 filters of 30 row(s))"
+
+
+@given(arrays(np.float64, (4, 9), elements=st.integers(-3, 3).map(float)), st.integers(1, 9))
+def test_rank_property_many_ties(G, k):
+    model = ZScoreSaliency().fit(np.vstack([np.zeros(9), np.full(9, 2.0)]))  # mean 1, std sqrt(2)
+    ranking = model.rank(G, k)
+    score = model.score(G)
+    for r in range(4):
+        np.testing.assert_array_equal(ranking.index[r], rank_naive(score[r], k))
 
 
 @pytest.mark.parametrize("k", [0, 13, 2.0, True])
