@@ -2,7 +2,8 @@
 
 Used by the framework adapters: gradient rows are computed batch by batch and
 written as they finish, so a matrix larger than memory goes straight to disk
-and comes back as a read-only memory map.
+and comes back as a read-only memory map. :func:`row_sink` picks where the
+rows go from the adapters' common ``out`` argument.
 """
 from __future__ import annotations
 
@@ -102,6 +103,66 @@ class NpyRowWriter:
         if exc_type is not None:
             self.abort()
         return False
+
+
+def row_sink(out, n_columns, dtype):
+    """Where an adapter's rows go, from its ``out`` argument.
+
+    Parameters
+    ----------
+    out : None, str, os.PathLike or object with an ``update(block)`` method
+        None: rows are kept in memory. A path: rows are streamed to that
+        ``.npy`` file (:class:`NpyRowWriter`). An accumulator such as
+        :class:`evtools.TopKAccumulator`: each block is passed to its ``update``.
+    n_columns : int
+    dtype : numpy dtype
+        Dtype of the in-memory matrix or of the file.
+
+    Returns
+    -------
+    sink
+        With ``write(block)`` (block: ndarray, shape (b, n_columns)), ``close()``
+        returning the result (ndarray of shape (n_rows, n_columns), read-only
+        memory map, or the accumulator itself) and ``abort()`` discarding the
+        rows (the file is deleted).
+    """
+    if out is None:
+        return _MemoryRows(n_columns, dtype)
+    if isinstance(out, (str, os.PathLike)):
+        return NpyRowWriter(out, n_columns, dtype)
+    if callable(getattr(out, "update", None)):
+        return _UpdateRows(out)
+    raise InvalidInputError(
+        f"out must be None, a file path or an accumulator with an update(block) method, got {type(out).__name__}"
+    )
+
+
+class _MemoryRows:
+    def __init__(self, n_columns, dtype):
+        self.blocks = [np.zeros((0, n_columns), dtype=dtype)]
+
+    def write(self, block):
+        self.blocks.append(block)
+
+    def close(self):
+        return np.concatenate(self.blocks)
+
+    def abort(self):
+        self.blocks = []
+
+
+class _UpdateRows:
+    def __init__(self, target):
+        self.target = target
+
+    def write(self, block):
+        self.target.update(block)
+
+    def close(self):
+        return self.target
+
+    def abort(self):
+        pass
 
 
 def progress_bar(total=None, *, enabled=True, desc=None, unit="sample"):

@@ -9,7 +9,6 @@ as it arrives (see :mod:`evtools_torch._persample`).
 """
 from __future__ import annotations
 
-import os
 from functools import partial
 
 import numpy as np
@@ -19,7 +18,7 @@ from torch import nn
 
 from evtools import FilterIndex
 from evtools._errors import InvalidInputError
-from evtools._memmap import NpyRowWriter, progress_bar
+from evtools._memmap import progress_bar, row_sink
 
 from ._persample import L2_METHODS, REDUCTIONS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
 
@@ -143,7 +142,7 @@ def filter_gradient_norms(
     device, move = _check_device(convs, device)
     dtype = np.float64 if convs[0][1].weight.dtype == torch.float64 else np.float32
     batches, total = _batches(data)
-    sink = _sink(out, len(index), dtype)
+    sink = row_sink(out, len(index), dtype)
     recorder = _Recorder(convs, reduction, l2_method, torch.float64 if dtype == np.float64 else torch.float32)
     modes = [(module, module.training) for module in model.modules()]
     row = 0
@@ -291,46 +290,6 @@ def _check_batch(batch, number, device, move):
                 f"data, or pass device={str(device)!r} to move each batch"
             )
     return inputs, targets
-
-
-def _sink(out, n_columns, dtype):
-    if out is None:
-        return _MemorySink(n_columns, dtype)
-    if isinstance(out, (str, os.PathLike)):
-        return NpyRowWriter(out, n_columns, dtype)
-    if callable(getattr(out, "update", None)):
-        return _UpdateSink(out)
-    raise InvalidInputError(
-        f"out must be None, a file path or an accumulator with an update(block) method, got {type(out).__name__}"
-    )
-
-
-class _MemorySink:
-    def __init__(self, n_columns, dtype):
-        self.blocks = [np.zeros((0, n_columns), dtype=dtype)]
-
-    def write(self, block):
-        self.blocks.append(block)
-
-    def close(self):
-        return np.concatenate(self.blocks)
-
-    def abort(self):
-        self.blocks = []
-
-
-class _UpdateSink:
-    def __init__(self, target):
-        self.target = target
-
-    def write(self, block):
-        self.target.update(block)
-
-    def close(self):
-        return self.target
-
-    def abort(self):
-        pass
 
 
 class _Anchor(torch.autograd.Function):
