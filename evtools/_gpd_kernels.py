@@ -204,11 +204,13 @@ def _is_degenerate(y):
 # We work with z = y / max(y) and s = theta max(y) in (-1, inf), so that the
 # profile is l*(s) - n log max(y) with l* computed from z, and search along
 # v = log1p(s). Writing u = mean(1 / (1 + s z)), the derivative obeys
-#     sign(dl*/ds) = sign(u (1 + xi) - 1) = sign(D(s)),
-#     D(s) = (u (1 + xi) - 1) / s**2 = mean(z**2 psi(s z)) - mean(z / (1 + s z)) b(s),
-# with b(s) = xi(s) / s and psi from `_psi`. D is smooth through s = 0 (where
-# u (1 + xi) - 1 has a spurious double root), so its sign changes are exactly
-# the stationary points of the profile: a change from + to - is a local maximum.
+#     sign(dl*/ds) = sign(g(s)),  g(s) = u (1 + xi) - 1.
+# g has a spurious double root at s = 0, so we follow
+#     D(s) = g(s) / s**2 = mean(z**2 psi(s z)) - mean(z / (1 + s z)) b(s)
+# for |s| < 1 (b(s) = xi(s) / s, psi from `_psi`), smooth through s = 0, and
+# D(s) = g(s) for s >= 1 (no overflow of s**2; continuous at s = 1). The sign
+# changes of D are exactly the stationary points of the profile: a change from
+# + to - is a local maximum.
 
 _MLE_MAXITER = 100
 
@@ -255,7 +257,9 @@ def _profile(y, ymax, inv_ymax, v):
         xi = sum_log / n
         mean_a = sum_a / n
         b = xi / s
-        d = ((sum_q / n) * (1.0 + xi) - 1.0) / (s * s)
+        d = (sum_q / n) * (1.0 + xi) - 1.0
+        if s < 1.0:
+            d /= s * s  # for s >= 1, s**2 could overflow: D is g itself there
     lstar = -n * (1.0 + math.log(b) + xi)
     return xi, d, lstar, math.exp(v) * mean_a
 
@@ -414,8 +418,10 @@ def _root_bound(ratio, ymax_over_ymin):
         return 0.0
     c = ratio
     for _ in range(6):
-        f = math.log1p(c * ratio) - c
-        c -= f / (ratio / (1.0 + c * ratio) - 1.0)
+        # Newton step c - (log1p(c R) - c) / (d - 1), d = R / (1 + c R) < 1, without cancellation
+        d = 1.0 / (c + 1.0 / ratio)
+        log1p_cr = math.log1p(c * ratio) if c < 1e300 / ratio else math.log(c) + math.log(ratio)
+        c = (log1p_cr - c * d) / (1.0 - d)
     return math.log1p(1.01 * c * ymax_over_ymin)  # a little slack for rounding
 
 
@@ -435,7 +441,9 @@ def mle_fit(y):
     the best fit is the uniform ``sigma = max(y)``, ``xi = -1``. When the
     sample contains zeros the likelihood also grows without bound as
     ``xi -> inf`` (the density at 0 is ``1 / sigma``); that direction is left
-    out and the best local maximum is returned.
+    out and the best local maximum is returned. The same holds, within double
+    precision, when ``min(y) / max(y)`` is below about 1e-290 (``theta`` would
+    pass 1e304).
 
     Parameters
     ----------
@@ -487,7 +495,8 @@ def mle_fit(y):
     best_l, best_v, best_xi = 0.0, -_INF, -1.0
     if l0 > best_l:
         best_l, best_v, best_xi = l0, 0.0, 0.0
-    v_hi = _root_bound(total / n_pos / ymin_pos, ymax / ymin_pos)
+    # past v = 700, s = expm1(v) overflows
+    v_hi = min(_root_bound(total / n_pos / ymin_pos, ymax / ymin_pos), 700.0)
     # walk the side the profile rises towards first: its maximum prunes the other
     ok_pos = ok_neg = True
     for side in range(2):

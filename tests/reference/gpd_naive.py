@@ -37,11 +37,14 @@ def zhang(x):
     The paper writes F(x) = 1 - (1 - k x / sigma)**(1/k) (so k = -xi) and works
     with theta = k / sigma < 1 / x_(n); the profile log-likelihood is
     L(theta) = n (log(theta / k(theta)) + k(theta) - 1), k(theta) = -mean(log(1 - theta x)).
+    Returns ``(sigma, xi)``.
     """
     x = np.sort(np.asarray(x, dtype=float))
     n = x.size
     m = 20 + int(np.floor(np.sqrt(n)))
     x_star = x[int(np.floor(n / 4 + 0.5)) - 1]
+    if x_star == 0:  # evtools' documented stand-in: the smallest positive value
+        x_star = x[x > 0].min()
     j = np.arange(1, m + 1)
     theta = 1 / x[-1] + (1 - np.sqrt(m / (j - 0.5))) / (3 * x_star)
     k = -np.mean(np.log1p(-np.outer(theta, x)), axis=1)
@@ -62,7 +65,7 @@ def loglik(x, sigma, xi):
         return -np.inf
     if xi == -1:
         return -x.size * np.log(sigma)
-    return -x.size * np.log(sigma) - (1 + 1 / xi) * np.sum(np.log(w))
+    return -x.size * np.log(sigma) - (1 + 1 / xi) * np.sum(np.log1p(xi * x / sigma))
 
 
 def _best_sigma(x, xi):
