@@ -145,7 +145,11 @@ class TopKAccumulator:
         """Fit the tail model of every column from the kept values.
 
         Equals ``evtools.fit_tails(G, threshold=evtools.TopK(k), method=method)``
-        on the full streamed matrix ``G``.
+        on the full streamed matrix ``G`` in thresholds, rates, exceedances,
+        fitted tails and scores at or above the threshold. Two things only the
+        full matrix can show: a constant column gets status ``TOO_FEW`` here
+        (``CONSTANT`` there), and the empirical body below the threshold is
+        known only down to the smallest kept value.
 
         Parameters
         ----------

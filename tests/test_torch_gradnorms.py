@@ -198,6 +198,21 @@ def test_accumulator_out_keeps_top_rows_and_count():
     np.testing.assert_allclose(acc.top, -np.sort(-G, axis=0)[:4], rtol=1e-12)
 
 
+def test_streamed_tail_model_equals_fit_tails_on_the_full_matrix():
+    model, x, y = _case("1d", n=40)
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)
+    acc, _ = filter_gradient_norms(model, (x, y), batch_size=7, out=TailAccumulator(15), progress=False)
+    tail, full = acc.fit(), ev.fit_tails(G, threshold=ev.TopK(15))
+    for name in ("threshold", "rate", "sigma", "xi", "n_exceed"):
+        np.testing.assert_allclose(getattr(tail, name), getattr(full, name), rtol=1e-9, err_msg=name)
+    # dead filters (all-zero columns): only the full matrix shows that the column is constant
+    constant = G.min(0) == G.max(0)
+    assert constant.any() and (~constant).any()
+    np.testing.assert_array_equal(tail.status[~constant], full.status[~constant])
+    assert np.all(full.status[constant] == ev.Status.CONSTANT)
+    assert np.all(tail.status[constant] == ev.Status.TOO_FEW)
+
+
 def test_index_describes_columns():
     model, x, y = _case("2d")
     _, index = filter_gradient_norms(model, (x, y), progress=False)
