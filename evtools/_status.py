@@ -10,7 +10,7 @@ from enum import IntEnum
 class Status(IntEnum):
     OK = 0             #: fit converged on enough exceedances
     TOO_FEW = 1        #: fewer exceedances than ``min_exceed``
-    CONSTANT = 2       #: no spread to fit (constant column, or all exceedances equal)
+    CONSTANT = 2       #: no spread to fit: no value above the threshold (a constant column, ties at the top) or all exceedances equal
     NOT_CONVERGED = 3  #: the estimator did not converge
     XI_BOUNDARY = 4    #: MLE at the xi = -1 boundary (the likelihood is unbounded below it)
 

@@ -106,7 +106,7 @@ def fit_sorted_block(S, t, method, min_exceed, n_total, n_knots):
             sigma[j] = np.inf
             xi[j] = 0.0
             loglik[j] = np.nan
-            status[j] = CONSTANT if col[0] == col[n_rows - 1] and first_kept == 0 else TOO_FEW
+            status[j] = CONSTANT  # the top of the column is flat: nothing above t to fit
         else:
             mass[j] = k / n_total
             st = TOO_FEW

@@ -146,10 +146,10 @@ class TopKAccumulator:
 
         Equals ``evtools.fit_tails(G, threshold=evtools.TopK(k), method=method)``
         on the full streamed matrix ``G`` in thresholds, rates, exceedances,
-        fitted tails and scores at or above the threshold. Two things only the
-        full matrix can show: a constant column gets status ``TOO_FEW`` here
-        (``CONSTANT`` there), and the empirical body below the threshold is
-        known only down to the smallest kept value.
+        fitted tails, statuses and scores above the threshold. Only the
+        empirical body at and below the threshold differs: it is known only
+        down to the smallest kept value (ties at the threshold are counted
+        among the kept values only).
 
         Parameters
         ----------

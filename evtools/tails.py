@@ -150,8 +150,8 @@ class TailModel:
     - ``TOO_FEW``, ``NOT_CONVERGED`` or ``CONSTANT`` with exceedances: the
       tail is exponential (``xi = 0``) with the mean excess as ``sigma``;
       ``loglik`` is that exponential's.
-    - no exceedance at all (a constant column, such as a dead filter, or ties
-      at the top): ``sigma = inf``, ``loglik = NaN``, and every value above
+    - ``CONSTANT`` without exceedances (a constant column, such as a dead
+      filter, or ties at the top): ``sigma = inf``, ``loglik = NaN``, and every value above
       the threshold has probability ``1 / (n_samples + 1)``, the smallest the
       reference can support (``score`` ``log10(n_samples + 1)``), or the
       mid-p survival at the threshold where that is smaller (a single

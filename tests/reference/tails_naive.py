@@ -34,7 +34,7 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64):
     k = len(y)
     out = {"threshold": t, "n_exceed": k}
     if k == 0:
-        out.update(sigma=np.inf, xi=0.0, status=CONSTANT if s[0] == s[-1] else TOO_FEW,
+        out.update(sigma=np.inf, xi=0.0, status=CONSTANT,
                    mass=min(1.0 / (n + 1), midp_sf(x, t)))
     else:
         status = TOO_FEW
