@@ -23,7 +23,6 @@ from ._status import CONSTANT, NOT_CONVERGED, OK, XI_BOUNDARY
 
 _NAN = np.nan
 _INF = np.inf
-_EPS = np.finfo(np.float64).eps
 
 
 # ---------------------------------------------------------------------------
@@ -56,12 +55,9 @@ def _psi(t, log1p_t, inv_1p_t):
     Equals ``sum_{k>=2} (-1)**k (k - 1) / k * t**(k - 2)`` (1/2 at ``t = 0``);
     the series is used for ``|t| < 0.01`` where the closed form cancels.
     """
-    if abs(t) < 0.01:
-        acc = 0.0
-        for k in range(10, 1, -1):
-            c = (k - 1.0) / k
-            acc = (c if k % 2 == 0 else -c) + t * acc
-        return acc
+    if abs(t) < 0.01:  # terms k = 2..10; the next is below 1e-18
+        return 0.5 - t * (2.0 / 3.0 - t * (0.75 - t * (0.8 - t * (5.0 / 6.0 - t * (
+            6.0 / 7.0 - t * (0.875 - t * (8.0 / 9.0 - t * 0.9)))))))
     return (log1p_t - t * inv_1p_t) / (t * t)
 
 
@@ -244,7 +240,11 @@ def _profile(y, ymax, inv_ymax, v):
             yi = y[i]
             z = yi * inv_ymax
             t = s * z
-            if t > -0.5:
+            if t > 0.5:  # log(1 + t) is as accurate here as log1p, and faster
+                w = 1.0 + t
+                lg = math.log(w)
+                q = 1.0 / w
+            elif t > -0.5:
                 lg = math.log1p(t)
                 q = 1.0 / (1.0 + t)
             else:  # z >= 1/2 here, so ymax - yi is exact and 1 + t keeps its digits
