@@ -159,26 +159,38 @@ def gpd_observed_info(y, sigma, xi):
     """Observed information (minus the Hessian of the log-likelihood) at ``(sigma, xi)``.
 
     Returns ``(i_ss, i_sx, i_xx)``: the entries for (sigma, sigma), (sigma, xi),
-    (xi, xi). Every term is written without cancellation near ``xi = 0``.
+    (xi, xi). Every term is written without cancellation near ``xi = 0``. NaN
+    if a value lies at or beyond the end of the support (the information is
+    not defined there).
     """
     h_ss = 0.0
     h_sx = 0.0
     h_xx = 0.0
-    s2 = sigma * sigma
     for i in range(y.size):
         z = y[i] / sigma
         x = xi * z
+        if not 1.0 + x > 0.0:
+            return _NAN, _NAN, _NAN
         inv = 1.0 / (1.0 + x)
         inv2 = inv * inv
-        h_ss += 1.0 / s2 - (1.0 + xi) * z * (2.0 + x) * inv2 / s2
-        h_sx += z * (1.0 - z) * inv2 / sigma
+        h_ss += 1.0 - (1.0 + xi) * z * (2.0 + x) * inv2
+        h_sx += z * (1.0 - z) * inv2
         h_xx += z * z * (z * _chi(x) + inv2)
-    return -h_ss, -h_sx, -h_xx
+    return -h_ss / sigma / sigma, -h_sx / sigma, -h_xx
 
 
 # ---------------------------------------------------------------------------
 # Shared sample summaries
 # ---------------------------------------------------------------------------
+@njit(cache=True)
+def _is_invalid(y):
+    """True when ``y`` breaks the kernels' contract: a negative or non-finite value."""
+    for i in range(y.size):
+        if not (y[i] >= 0.0 and y[i] < _INF):
+            return True
+    return False
+
+
 @njit(cache=True)
 def _is_degenerate(y):
     """True when ``y`` has no spread to fit: fewer than 2 values or all equal."""
@@ -248,7 +260,7 @@ def _profile(y, ymax, inv_ymax, v):
                 lg = math.log1p(t)
                 q = 1.0 / (1.0 + t)
             else:  # z >= 1/2 here, so ymax - yi is exact and 1 + t keeps its digits
-                w = ((ymax - yi) + yi * r) * inv_ymax
+                w = (ymax - yi) * inv_ymax + z * r
                 lg = math.log(w)
                 q = 1.0 / w
             sum_log += lg
@@ -420,6 +432,8 @@ def _root_bound(ratio, ymax_over_ymin):
     for _ in range(6):
         # Newton step c - (log1p(c R) - c) / (d - 1), d = R / (1 + c R) < 1, without cancellation
         d = 1.0 / (c + 1.0 / ratio)
+        if d >= 1.0:  # only for ratio within rounding of 1, where c is already ~0
+            break
         log1p_cr = math.log1p(c * ratio) if c < 1e300 / ratio else math.log(c) + math.log(ratio)
         c = (log1p_cr - c * d) / (1.0 - d)
     return math.log1p(1.01 * c * ymax_over_ymin)  # a little slack for rounding
@@ -461,18 +475,16 @@ def mle_fit(y):
         (NaN returned); ``CONSTANT``.
     """
     n = y.size
+    if _is_invalid(y):
+        return _NAN, _NAN, _NAN, NOT_CONVERGED
     if _is_degenerate(y):
         return _NAN, _NAN, _NAN, CONSTANT
     ymax = 0.0
     ymin_pos = _INF
-    total = 0.0
     sum_log = 0.0
     n_pos = 0
     for i in range(n):
         yi = y[i]
-        if not (yi >= 0.0 and yi < _INF):
-            return _NAN, _NAN, _NAN, NOT_CONVERGED
-        total += yi
         if yi > 0.0:
             n_pos += 1
             sum_log += math.log(yi)
@@ -483,11 +495,13 @@ def mle_fit(y):
     inv_ymax = 1.0 / ymax
     log_ymax = math.log(ymax)
     mean_log_z = sum_log / n - log_ymax if n_pos == n else -_INF
+    sum_z = 0.0  # moments of z = y / max(y): no overflow for huge y
     sum_z2 = 0.0
     for i in range(n):
         z = y[i] * inv_ymax
+        sum_z += z
         sum_z2 += z * z
-    m1 = total / n * inv_ymax
+    m1 = sum_z / n
     d0 = 0.5 * sum_z2 / n - m1 * m1
     l0 = -n * (1.0 + math.log(m1))
 
@@ -496,7 +510,7 @@ def mle_fit(y):
     if l0 > best_l:
         best_l, best_v, best_xi = l0, 0.0, 0.0
     # past v = 700, s = expm1(v) overflows
-    v_hi = min(_root_bound(total / n_pos / ymin_pos, ymax / ymin_pos), 700.0)
+    v_hi = min(_root_bound(sum_z / n_pos * (ymax / ymin_pos), ymax / ymin_pos), 700.0)
     # walk the side the profile rises towards first: its maximum prunes the other
     ok_pos = ok_neg = True
     for side in range(2):
@@ -516,8 +530,8 @@ def mle_fit(y):
     if best_v == -_INF:
         return ymax, -1.0, loglik, (XI_BOUNDARY if status == OK else status)
     if best_v == 0.0:
-        return total / n, 0.0, loglik, status
-    return ymax * best_xi / math.expm1(best_v), best_xi, loglik, status
+        return m1 * ymax, 0.0, loglik, status
+    return ymax * (best_xi / math.expm1(best_v)), best_xi, loglik, status
 
 
 # ---------------------------------------------------------------------------
@@ -533,8 +547,11 @@ def pwm_fit(y):
     ``(i - 0.35) / n``). Then ``xi = 2 - a0 / (a0 - 2 a1)`` and
     ``sigma = 2 a0 a1 / (a0 - 2 a1)``; the estimate always has ``xi < 1``.
 
-    Returns ``(sigma, xi, status)``; status ``OK`` or ``CONSTANT``.
+    Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
+    ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
     """
+    if _is_invalid(y):
+        return _NAN, _NAN, NOT_CONVERGED
     if _is_degenerate(y):
         return _NAN, _NAN, CONSTANT
     ys = np.sort(y)
@@ -546,8 +563,10 @@ def pwm_fit(y):
         a1 += (n - 1 - i) * ys[i]  # (n - rank) with rank = i + 1
     a0 /= n
     a1 /= n * (n - 1.0)
-    denom = a0 - 2.0 * a1
-    return 2.0 * a0 * a1 / denom, 2.0 - a0 / denom, OK
+    denom = a0 - 2.0 * a1  # half Gini's mean difference: > 0 unless the spread is below rounding
+    if not denom > 0.0:
+        return _NAN, _NAN, CONSTANT
+    return 2.0 * a0 * (a1 / denom), 2.0 - a0 / denom, OK
 
 
 @njit(cache=True)
@@ -557,21 +576,30 @@ def mom_fit(y):
     With ``r = mean**2 / var``: ``xi = (1 - r) / 2`` and
     ``sigma = mean (1 + r) / 2``; the estimate always has ``xi < 1/2``.
 
-    Returns ``(sigma, xi, status)``; status ``OK`` or ``CONSTANT``.
+    Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
+    ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
     """
+    if _is_invalid(y):
+        return _NAN, _NAN, NOT_CONVERGED
     if _is_degenerate(y):
         return _NAN, _NAN, CONSTANT
     n = y.size
+    ymax = 0.0
+    for i in range(n):
+        ymax = max(ymax, y[i])
+    inv_ymax = 1.0 / ymax  # moments of y / max(y): no overflow or underflow at any scale
     mean = 0.0
     for i in range(n):
-        mean += y[i]
+        mean += y[i] * inv_ymax
     mean /= n
     ss = 0.0
     for i in range(n):
-        dev = y[i] - mean
+        dev = y[i] * inv_ymax - mean
         ss += dev * dev
-    ratio = mean * mean / (ss / (n - 1))
-    return 0.5 * mean * (1.0 + ratio), 0.5 * (1.0 - ratio), OK
+    if not ss > 0.0:
+        return _NAN, _NAN, CONSTANT
+    ratio = mean * mean * (n - 1) / ss
+    return 0.5 * ymax * mean * (1.0 + ratio), 0.5 * (1.0 - ratio), OK
 
 
 @njit(cache=True)
@@ -604,8 +632,11 @@ def zhang_fit(y):
     ``k = -xi`` and ``theta = -xi / sigma``.) If ``y_*`` is 0 (a quarter of
     the sample is zero), the smallest positive value takes its place.
 
-    Returns ``(sigma, xi, status)``; status ``OK`` or ``CONSTANT``.
+    Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
+    ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
     """
+    if _is_invalid(y):
+        return _NAN, _NAN, NOT_CONVERGED
     if _is_degenerate(y):
         return _NAN, _NAN, CONSTANT
     n = y.size

@@ -291,15 +291,18 @@ _ESTIMATORS = {"pwm": _k.pwm_fit, "zhang": _k.zhang_fit, "mom": _k.mom_fit}
 METHODS = ("mle",) + tuple(_ESTIMATORS)
 
 
-def _mle_cov(y, sigma, xi):
-    """Inverse observed information at the MLE; NaN if singular or ``xi <= -1/2``."""
-    nan = np.full((2, 2), np.nan)
+def _mle_relative_cov(y, sigma, xi):
+    """Covariance of ``(sigma_hat / sigma, xi_hat)`` from the observed information.
+
+    The information is computed for the data in units of ``sigma`` (scale 1),
+    so it stays finite at any data scale. NaN if singular or ``xi <= -1/2``.
+    """
     if not xi > -0.5:
-        return nan
-    i_ss, i_sx, i_xx = _k.gpd_observed_info(y, sigma, xi)
+        return np.full((2, 2), np.nan)
+    i_ss, i_sx, i_xx = _k.gpd_observed_info(y / sigma, 1.0, xi)
     det = i_ss * i_xx - i_sx * i_sx
     if not (i_ss > 0 and i_xx > 0 and det > 1e-12 * i_ss * i_xx):
-        return nan
+        return np.full((2, 2), np.nan)
     return np.array([[i_xx, -i_sx], [-i_sx, i_ss]]) / det
 
 
@@ -356,15 +359,16 @@ def gpd_fit(x, method="mle"):
             f"x holds a negative value ({y[i]}) at index {i}; pass exceedances "
             "(values minus the threshold, all >= 0)"
         )
-    nan_cov = np.full((2, 2), np.nan)
+    rel_cov = np.full((2, 2), np.nan)
     if method == "mle":
         sigma, xi, loglik, status = _k.mle_fit(y)
-        cov = _mle_cov(y, sigma, xi) if status == OK else nan_cov
+        if status == OK:
+            rel_cov = _mle_relative_cov(y, sigma, xi)
     else:
         sigma, xi, status = _ESTIMATORS[method](y)
         loglik = _k.gpd_loglik(y, sigma, xi)
-        cov = nan_cov
     status = Status(status)
+    scale = np.array([sigma, 1.0])
     return GPDFit(
         sigma=float(sigma),
         xi=float(xi),
@@ -373,7 +377,7 @@ def gpd_fit(x, method="mle"):
         method=method,
         converged=status not in (CONSTANT, NOT_CONVERGED),
         status=status,
-        se_sigma=float(np.sqrt(cov[0, 0])),
-        se_xi=float(np.sqrt(cov[1, 1])),
-        cov=cov,
+        se_sigma=float(sigma * np.sqrt(rel_cov[0, 0])),
+        se_xi=float(np.sqrt(rel_cov[1, 1])),
+        cov=rel_cov * np.outer(scale, scale),
     )

@@ -12,7 +12,7 @@ from scipy import stats
 import evtools as ev
 from evtools import InvalidInputError
 from evtools import _gpd_kernels as K
-from evtools._status import CONSTANT, OK, XI_BOUNDARY
+from evtools._status import CONSTANT, NOT_CONVERGED, OK, XI_BOUNDARY
 from tests.reference import gpd_naive as naive
 
 METHODS = ("mle", "pwm", "zhang", "mom")
@@ -217,7 +217,7 @@ def test_zeros_in_the_sample(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("scale", [1e-12, 1e12])
+@pytest.mark.parametrize("scale", [1e-300, 1e-12, 1e12, 1e300])
 def test_scale_equivariance(method, scale):
     y = ev.GPD(1.0, 0.25).rvs(300, random_state=11)
     a, b = ev.gpd_fit(y, method), ev.gpd_fit(y * scale, method)
@@ -234,6 +234,34 @@ def test_float32_and_integer_input_are_converted(method):
     assert (a.sigma, a.xi, a.loglik) == (b.sigma, b.xi, b.loglik)
     ints = ev.gpd_fit([1, 2, 2, 3, 5, 8, 13], method)
     assert ints.converged
+
+
+def test_kernels_return_status_for_contract_violations():
+    for bad in ([1.0, -1.0, 2.0], [1.0, np.nan, 2.0], [0.5, np.inf]):
+        y = np.array(bad)
+        assert K.mle_fit(y)[3] == NOT_CONVERGED and np.isnan(K.mle_fit(y)[:3]).all()
+        for kernel in (K.pwm_fit, K.zhang_fit, K.mom_fit):
+            assert kernel(y)[2] == NOT_CONVERGED
+    # at the end point the information is not defined
+    assert np.isnan(K.gpd_observed_info(np.array([0.5, 1.0]), 1.0, -1.0)).all()
+
+
+EXTREME = st.lists(
+    st.one_of(st.floats(0, 1e300), st.floats(0, 1e-300), st.sampled_from([0.0, 1.0, 5e-324, 1e308])),
+    max_size=30,
+)
+
+
+@given(EXTREME)
+def test_kernels_never_raise_at_extreme_scales(values):
+    # other kernels call these inside prange loops: an exception there is fatal
+    y = np.array(values, dtype=float)
+    sigma, xi, ll, status = K.mle_fit(y)
+    assert status in (OK, CONSTANT, XI_BOUNDARY)
+    if status != CONSTANT and y.max() > 1e-290:
+        assert 0 < sigma < np.inf and np.isfinite(xi) and xi >= -1
+    for kernel in (K.pwm_fit, K.zhang_fit, K.mom_fit):
+        kernel(y)
 
 
 def test_kernels_leave_input_untouched_and_ignore_order():

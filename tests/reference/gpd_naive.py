@@ -15,20 +15,23 @@ def pwm(x):
     ``xi = 2 - alpha_0 / (alpha_0 - 2 alpha_1)``, ``sigma = 2 alpha_0 alpha_1 / (alpha_0 - 2 alpha_1)``.
     """
     x = np.sort(np.asarray(x, dtype=float))
+    unit = x[-1]  # scale-equivariant: work in units of max(x) (no under/overflow)
+    x = x / unit
     n = x.size
     j = np.arange(1, n + 1)
     b0 = x.mean()
     b1 = np.sum((j - 1) / (n - 1) * x) / n
     a0, a1 = b0, b0 - b1
-    return 2 * a0 * a1 / (a0 - 2 * a1), 2 - a0 / (a0 - 2 * a1)
+    return unit * 2 * a0 * a1 / (a0 - 2 * a1), 2 - a0 / (a0 - 2 * a1)
 
 
 def mom(x):
     """Method of moments: solve mean = sigma/(1-xi), var = sigma^2/((1-xi)^2 (1-2 xi))."""
     x = np.asarray(x, dtype=float)
-    m, v = x.mean(), x.var(ddof=1)
+    unit = x.max()  # scale-equivariant: work in units of max(x) (no under/overflow)
+    m, v = (x / unit).mean(), (x / unit).var(ddof=1)
     xi = 0.5 * (1 - m * m / v)
-    return m * (1 - xi), xi
+    return unit * m * (1 - xi), xi
 
 
 def zhang(x):
