@@ -1,0 +1,417 @@
+"""Per-sample, per-filter gradient-norm matrices of a JAX CNN (Flax linen or NNX, Equinox, plain lax).
+
+:func:`filter_gradient_norms` computes, for every input and every
+convolution filter, a norm of the gradient of that input's loss on the
+filter's weights: the matrix ``G`` that evtools' tail models and saliency
+scores take, with the same meaning, columns and index as
+``evtools_torch.filter_gradient_norms``. Per-sample gradients come from
+``jax.vmap(jax.grad(...))``, compiled with ``jax.jit`` together with the
+per-filter reduction, so only the ``(n, n_filters)`` norms leave the device.
+"""
+from __future__ import annotations
+
+import itertools
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from evtools import FilterIndex
+from evtools._errors import InvalidInputError
+from evtools._memmap import progress_bar, row_sink
+
+from ._trace import conv_kernels
+
+REDUCTIONS = ("mean_abs", "l1", "l2")
+# On the CPU, XLA's per-sample weight gradients (grouped convolutions with one
+# group per sample) run faster on a few samples at a time: batches are computed
+# in compiled calls of at most this many samples there.
+_CPU_CHUNK = 16
+
+
+def filter_gradient_norms(
+    apply_fn,
+    params,
+    data,
+    *,
+    loss=None,
+    reduction="mean_abs",
+    filters=None,
+    batch_size=64,
+    progress=True,
+    out=None,
+):
+    """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
+
+    Row ``i``, column ``j`` of ``G`` is a norm of the gradient of sample
+    ``i``'s loss with respect to the weights of filter ``j`` (one output
+    channel of one convolution kernel), as in Levin et al. (2022).
+
+    Parameters
+    ----------
+    apply_fn : callable
+        ``apply_fn(params, inputs) -> outputs`` for a batch ``inputs`` of shape
+        (n, ...), in inference mode: BatchNorm on running statistics
+        (``use_running_average=True``), dropout off. For Flax linen:
+        ``model.apply`` with ``params`` the whole variables dict (batch
+        statistics included), or a function of your own. Must be hashable
+        (a function, a bound method, a ``functools.partial``): it is a static
+        argument of :func:`jax.jit`, so calls with the same ``apply_fn``
+        reuse the compiled code.
+    params : pytree of arrays
+        Everything ``apply_fn`` takes as its first argument. Only the
+        convolution kernels among the leaves are differentiated; the other
+        leaves (biases, batch statistics, dense layers) are constants.
+    data : (array, array) or iterable of (array, array)
+        One ``(inputs, targets)`` pair, or an iterable of such batches (numpy
+        or JAX arrays, or anything :func:`numpy.asarray` takes, e.g. the CPU
+        tensors of a PyTorch ``DataLoader``). ``inputs``: shape (n, ...);
+        ``targets``: shape (n, ...).
+    loss : callable, optional
+        ``loss(outputs, targets) -> array of shape (n,)``, one loss per
+        sample, written in ``jax.numpy``. Default: softmax cross-entropy over
+        the last axis of the outputs (Flax's channel-last convention) with
+        integer class targets in ``[0, n_classes)`` of shape
+        ``outputs.shape[:-1]``, or float class probabilities of the outputs'
+        shape; for outputs with extra axes (segmentation, shape
+        (n, ..., n_classes)) the per-sample loss is the mean over them.
+    reduction : {"mean_abs", "l1", "l2"}
+        Norm of each filter's gradient ``g`` (its ``n_weights`` weight
+        gradients; the bias is excluded): ``mean(|g|)`` (Levin et al.),
+        ``sum(|g|)`` or ``sqrt(sum(g**2))``.
+    filters : sequence of str, optional
+        Convolution layers to include, by name (as in the returned index).
+        Default: every convolution kernel. Columns follow the forward pass
+        whatever the order given.
+    batch_size : int
+        Samples per compiled call (memory grows with ``batch_size`` times the
+        number of convolution weights); larger batches from ``data`` are split.
+        On the CPU, calls hold at most 16 samples, which XLA runs faster.
+    progress : bool
+        Show a tqdm progress bar (only when the output is a terminal).
+    out : str, os.PathLike or object with an ``update(block)`` method, optional
+        None: return ``G`` in memory. A path: rows are written to that
+        ``.npy`` file as batches finish and ``G`` is returned as a read-only
+        memory map. An accumulator such as :class:`evtools.TopKAccumulator`:
+        each finished block of rows (ndarray, shape (b, n_filters)) is passed
+        to its ``update`` and the accumulator is returned instead of ``G``.
+
+    Returns
+    -------
+    G : ndarray or numpy.memmap, shape (n_samples, n_filters), or the ``out`` accumulator
+        float64 when a selected kernel is float64 (``jax_enable_x64``), else
+        float32. Rows follow ``data``'s order.
+    index : evtools.FilterIndex
+        Per column: layer name, channel, depth (order of the layer's first use
+        in the forward pass) and number of weights (``prod(window) * in /
+        groups``). The layer name is the kernel's path in ``params`` without
+        the ``"params"`` collection, a trailing ``"value"`` and the final
+        ``"kernel"``/``"weight"`` key: ``"block.conv1"``, the name PyTorch
+        gives the same module.
+
+    Raises
+    ------
+    evtools.InvalidInputError
+        For a model without convolutions, a bad ``filters`` entry, parameters
+        that are not arrays, batches that are not ``(inputs, targets)`` pairs
+        of equal length, targets out of range or of the wrong shape, a loss
+        that is not one value per sample or is not finite, or a non-finite
+        gradient norm.
+
+    Notes
+    -----
+    A parameter leaf is a convolution kernel when the forward pass, traced
+    once with :func:`jax.make_jaxpr`, feeds it to ``lax.conv_general_dilated``
+    as its kernel (unchanged or cast to another dtype); its output-channel
+    axis is read from the convolution's dimension numbers, so Flax's
+    ``(*window, in, out)`` and Equinox's ``(out, in, *window)`` layouts are
+    both understood. A kernel used by several convolutions (shared weights)
+    gets the norm of its summed gradient. Each sample's loss is computed on
+    that sample alone (``apply_fn`` sees a batch of one inside ``jax.vmap``),
+    so rows do not depend on batch neighbours. A new input shape, dtype or
+    ``apply_fn`` compiles anew; the compiled code is cached by JAX.
+
+    Examples
+    --------
+    >>> G, index = filter_gradient_norms(model.apply, variables, (x, y))  # doctest: +SKIP
+    >>> G[:, index.columns_of("block.conv1")]                           # doctest: +SKIP
+    """
+    if reduction not in REDUCTIONS:
+        raise InvalidInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not callable(apply_fn):
+        raise InvalidInputError(f"apply_fn must be callable as apply_fn(params, inputs), got {type(apply_fn).__name__}")
+    if loss is not None and not callable(loss):
+        raise InvalidInputError(f"loss must be callable as loss(outputs, targets), got {type(loss).__name__}")
+    for name, fn in (("apply_fn", apply_fn), ("loss", loss)):
+        try:
+            hash(fn)
+        except TypeError:
+            raise InvalidInputError(
+                f"{name} must be hashable (a function, bound method or functools.partial): it is a static "
+                "argument of jax.jit"
+            ) from None
+    leaves, treedef = _check_params(params)
+
+    batches, total = _batches(data)
+    first = next(batches, None)
+    if first is None:
+        raise InvalidInputError("data holds no samples")
+    inputs, targets = _check_batch(first, 0)
+    kernels = _select(conv_kernels(apply_fn, params, inputs[:1]), filters)
+    index = FilterIndex.from_layers(
+        [k.name for k in kernels],
+        [k.shape[k.out_axis] for k in kernels],
+        [int(np.prod(k.shape)) // k.shape[k.out_axis] for k in kernels],
+    )
+    dtype = np.float64 if any(leaves[k.position].dtype == np.float64 for k in kernels) else np.float32
+    plan = _Plan(treedef, tuple(k.position for k in kernels), tuple(k.out_axis for k in kernels))
+    chosen = set(plan.positions)
+    weights = tuple(leaves[p] for p in plan.positions)
+    others = tuple(leaf for p, leaf in enumerate(leaves) if p not in chosen)
+    compiled = partial(_norms, apply_fn=apply_fn, loss=loss, reduction=reduction, plan=plan)
+    chunk = min(batch_size, _CPU_CHUNK) if jax.default_backend() == "cpu" else batch_size
+    checked = {}
+    sink = row_sink(out, len(index), dtype)
+    row = 0
+    all_batches = itertools.chain([(inputs, targets)], (_check_batch(b, i) for i, b in enumerate(batches, 1)))
+    try:
+        with progress_bar(total, enabled=progress, desc="gradient norms") as bar:
+            for inputs, targets in all_batches:
+                _check_outputs(apply_fn, loss, params, inputs, targets, row, checked)
+                for start in range(0, inputs.shape[0], batch_size):
+                    stop = min(start + batch_size, inputs.shape[0])
+                    pending = [
+                        compiled(weights, others, inputs[i:min(i + chunk, stop)], targets[i:min(i + chunk, stop)])
+                        for i in range(start, stop, chunk)
+                    ]
+                    block = _finite_rows(pending, row, index)
+                    sink.write(block.astype(dtype, copy=False))
+                    row += block.shape[0]
+                    bar.update(block.shape[0])
+        if row == 0:
+            raise InvalidInputError("data holds no samples")
+        result = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    return result, index
+
+
+class _Plan(NamedTuple):
+    """Where the differentiated kernels sit among the parameter leaves (hashable: a static jit argument)."""
+
+    treedef: object
+    positions: tuple  # leaf positions of the kernels, in column order
+    out_axes: tuple   # output-channel axis of each kernel
+
+    def params(self, kernels, others):
+        """The parameter pytree from the kernels and the other leaves."""
+        leaves, rest, chosen = [], iter(others), dict(zip(self.positions, kernels))
+        for position in range(self.treedef.num_leaves):
+            leaves.append(chosen[position] if position in chosen else next(rest))
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+@partial(jax.jit, static_argnames=("apply_fn", "loss", "reduction", "plan"))
+def _norms(kernels, others, inputs, targets, *, apply_fn, loss, reduction, plan):
+    """Per-sample losses and per-filter gradient norms of one chunk of samples.
+
+    Returns
+    -------
+    losses : Array, shape (n,)
+    norms : Array, shape (n, n_filters)
+    """
+    per_sample = _cross_entropy if loss is None else loss
+
+    def sample_loss(kernels, x, t):
+        return per_sample(apply_fn(plan.params(kernels, others), x[None]), t[None])[0]
+
+    losses, grads = jax.vmap(jax.value_and_grad(sample_loss), in_axes=(None, 0, 0))(kernels, inputs, targets)
+    return losses, jnp.concatenate([_reduce(g, axis + 1, reduction) for g, axis in zip(grads, plan.out_axes)], 1)
+
+
+def _reduce(grads, axis, reduction):
+    """Norm over every axis of per-sample kernel gradients except the samples' and ``axis`` (the filters')."""
+    over = tuple(a for a in range(1, grads.ndim) if a != axis)
+    if reduction == "l2":
+        return jnp.sqrt(jnp.sum(grads * grads, axis=over))
+    if reduction == "l1":
+        return jnp.sum(jnp.abs(grads), axis=over)
+    return jnp.mean(jnp.abs(grads), axis=over)
+
+
+def _cross_entropy(outputs, targets):
+    """Per-sample softmax cross-entropy over the last axis, mean over any axes between."""
+    logp = jax.nn.log_softmax(outputs, axis=-1)
+    if jnp.issubdtype(targets.dtype, jnp.integer):
+        nll = -jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
+    else:
+        nll = -jnp.sum(targets * logp, axis=-1)
+    return nll.reshape(nll.shape[0], -1).mean(1)
+
+
+def _check_params(params):
+    """The parameter leaves as JAX arrays, and the tree structure."""
+    with_paths, treedef = jax.tree_util.tree_flatten_with_path(params)
+    leaves = []
+    for path, leaf in with_paths:
+        if not isinstance(leaf, (jax.Array, np.ndarray)):
+            raise InvalidInputError(
+                f"params must be a pytree of arrays; leaf {jax.tree_util.keystr(path)} is a {type(leaf).__name__} "
+                "(Equinox: split the model with eqx.partition(model, eqx.is_array))"
+            )
+        leaves.append(jnp.asarray(leaf))  # on the device once, in the dtype JAX computes in
+    return leaves, treedef
+
+
+def _select(kernels, filters):
+    """The kernels named in ``filters`` (all when None), in forward order."""
+    if not kernels:
+        raise InvalidInputError(
+            "apply_fn uses no parameter of params as a convolution kernel: filter gradient norms need convolutions "
+            "(a leaf of params that enters lax.conv_general_dilated as its kernel)"
+        )
+    if filters is None:
+        return kernels
+    if isinstance(filters, str):
+        filters = [filters]
+    names = [k.name for k in kernels]
+    wanted = []
+    for item in filters:
+        if not isinstance(item, str):
+            raise InvalidInputError(f"filters must hold layer names (str), got {type(item).__name__}")
+        if item not in names:
+            raise InvalidInputError(f"filters: no convolution named {item!r}; the convolutions are {names}")
+        if item in wanted:
+            raise InvalidInputError(f"filters: {item!r} is listed twice")
+        wanted.append(item)
+    if not wanted:
+        raise InvalidInputError("filters is empty; pass None for every convolution")
+    return [k for k in kernels if k.name in wanted]
+
+
+def _is_array(value):
+    return isinstance(value, (jax.Array, np.ndarray)) or (hasattr(value, "__array__") and hasattr(value, "shape"))
+
+
+def _batches(data):
+    """An iterator of raw batches and the number of samples if known."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(_is_array(v) for v in data):
+        return iter([data]), (data[0].shape[0] if len(data[0].shape) else None)
+    try:
+        iterator = iter(data)
+    except TypeError:
+        raise InvalidInputError(
+            f"data must be an (inputs, targets) pair of arrays or an iterable of such batches, "
+            f"got {type(data).__name__}"
+        ) from None
+    dataset = getattr(data, "dataset", None)
+    try:
+        total = len(dataset) if dataset is not None else None
+    except TypeError:
+        total = None
+    return iterator, total
+
+
+def _check_batch(batch, number):
+    """Validate one ``(inputs, targets)`` batch: inputs as a JAX or numpy array, targets as numpy."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise InvalidInputError(
+            f"batch {number} is a {type(batch).__name__}"
+            + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+            + "; each batch must be an (inputs, targets) pair"
+        )
+    inputs, targets = batch
+    if not isinstance(inputs, jax.Array):
+        inputs = np.asarray(inputs)
+    targets = np.asarray(targets)
+    if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0]:
+        raise InvalidInputError(
+            f"batch {number}: inputs of shape {tuple(inputs.shape)} and targets of shape "
+            f"{tuple(targets.shape)} do not have the same number of samples (first dimension)"
+        )
+    return inputs, targets
+
+
+def _check_outputs(apply_fn, loss, params, inputs, targets, first_row, checked):
+    """Check the outputs (default loss) or the loss (given) of a batch, and the targets.
+
+    ``checked`` caches the output shape by the batch's shapes and dtypes, so
+    ``apply_fn`` is traced once per shape.
+    """
+    n = inputs.shape[0]
+    key = (inputs.shape, str(inputs.dtype), targets.shape, str(targets.dtype))
+    if key not in checked:
+        x = jax.ShapeDtypeStruct(inputs.shape, inputs.dtype)
+        if loss is None:
+            checked[key] = _default_loss_shape(jax.eval_shape(apply_fn, params, x), targets)
+        else:
+            t = jax.ShapeDtypeStruct(targets.shape, targets.dtype)
+            losses = jax.eval_shape(lambda p, x, t: loss(apply_fn(p, x), t), params, x, t)
+            if not isinstance(losses, jax.ShapeDtypeStruct) or tuple(losses.shape) != (n,):
+                shape = tuple(losses.shape) if isinstance(losses, jax.ShapeDtypeStruct) else type(losses).__name__
+                raise InvalidInputError(
+                    f"loss must return one value per sample, an array of shape ({n},), got {shape}"
+                )
+            checked[key] = None
+    n_classes = checked[key]
+    if n_classes is not None:
+        bad = (targets < 0) | (targets >= n_classes)
+        if bad.any():
+            i = int(np.flatnonzero(bad.reshape(n, -1).any(1))[0])
+            raise InvalidInputError(
+                f"target of sample {first_row + i} is out of range: the model has {n_classes} classes, so "
+                f"targets must lie in [0, {n_classes - 1}]"
+            )
+
+
+def _default_loss_shape(outputs, targets):
+    """Check outputs and targets for the default cross-entropy; the number of classes for integer targets."""
+    if not isinstance(outputs, jax.ShapeDtypeStruct) or len(outputs.shape) < 2:
+        shape = tuple(outputs.shape) if isinstance(outputs, jax.ShapeDtypeStruct) else type(outputs).__name__
+        raise InvalidInputError(
+            f"cross-entropy needs logits of shape (n, ..., n_classes), apply_fn returned {shape}; "
+            "pass loss= for other outputs"
+        )
+    if np.issubdtype(targets.dtype, np.floating):
+        if targets.shape != tuple(outputs.shape):
+            raise InvalidInputError(
+                f"float targets are read as class probabilities and must have the outputs' shape "
+                f"{tuple(outputs.shape)}, got {targets.shape}; class indices must be integers"
+            )
+        return None
+    if not np.issubdtype(targets.dtype, np.integer) or targets.shape != tuple(outputs.shape[:-1]):
+        raise InvalidInputError(
+            f"class-index targets must be integers of shape {tuple(outputs.shape[:-1])}, "
+            f"got {targets.dtype} of shape {targets.shape}"
+        )
+    return outputs.shape[-1]
+
+
+def _finite_rows(pending, first_row, index):
+    """Bring the norms of a batch's chunks to the host, checking losses and norms are finite.
+
+    Returns
+    -------
+    ndarray, shape (n, n_filters)
+    """
+    losses = np.concatenate([np.asarray(chunk[0]) for chunk in pending])
+    block = np.concatenate([np.asarray(chunk[1]) for chunk in pending])
+    bad = ~np.isfinite(losses)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInputError(
+            f"the loss of sample {first_row + i} is {losses[i]}; check the inputs and the model's outputs for NaN/inf"
+        )
+    bad = ~np.isfinite(block)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise InvalidInputError(
+            f"non-finite gradient norm ({block[i, j]}) for sample {first_row + i} in layer "
+            f"{index.layer[j]!r}; check the model and inputs for overflow"
+        )
+    return block
