@@ -11,7 +11,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
-from ._gpd_kernels import gpd_loglik, mle_fit, mom_fit, pwm_fit, zhang_fit
+from ._gpd_kernels import (gpd_loglik, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit, mom_fit,
+                           pwm_fit, zhang_fit)
 from ._status import CONSTANT, NOT_CONVERGED, OK, TOO_FEW, XI_BOUNDARY
 
 METHODS = {"mle": 0, "pwm": 1, "zhang": 2, "mom": 3}
@@ -19,7 +20,6 @@ METHODS = {"mle": 0, "pwm": 1, "zhang": 2, "mom": 3}
 # below this value of 1 + xi * y / sigma (bounded tails) the log-survival is
 # continued as a straight line of slope -1/sigma: finite and decreasing.
 _Z_FLOOR = 2.220446049250313e-16
-_XI_ZERO = 1e-12
 
 
 @njit(cache=True)
@@ -147,13 +147,8 @@ def tail_logsf(y, sigma, xi):
     """log P(Y > y) of the excess over the threshold, finite for every y >= 0."""
     if sigma == np.inf:
         return 0.0
-    if abs(xi) < _XI_ZERO:
-        return -y / sigma
-    z = xi * y / sigma
-    if xi > 0.0:
-        return -math.log1p(z) / xi
-    if 1.0 + z > _Z_FLOOR:
-        return -math.log1p(z) / xi
+    if xi >= 0.0 or 1.0 + xi * y / sigma > _Z_FLOOR:
+        return gpd_logsf_scalar(y, sigma, xi)
     y_floor = sigma * (_Z_FLOOR - 1.0) / xi
     return -math.log(_Z_FLOOR) / xi - (y - y_floor) / sigma
 
@@ -202,9 +197,7 @@ def _tail_isf(p, sigma, xi):
     """Excess y with P(Y > y) = p for the GPD (sigma, xi)."""
     if sigma == np.inf:
         return 0.0
-    if abs(xi) < _XI_ZERO:
-        return -sigma * math.log(p)
-    return sigma * math.expm1(-xi * math.log(p)) / xi
+    return gpd_quantile_from_logsf(math.log(p), sigma, xi)
 
 
 @njit(cache=True, parallel=True)
