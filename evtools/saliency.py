@@ -457,9 +457,7 @@ class POTSaliency(_ParameterSaliency):
     def from_tail(cls, tail):
         """A fitted scorer around an existing :class:`evtools.TailModel`.
 
-        Its parameters are the model's ``rule``, ``method`` and ``min_exceed``
-        as the model records them (after ``TailModel.load`` the rule is its
-        text, so refitting needs a new ``threshold``).
+        Its parameters are the model's ``rule``, ``method`` and ``min_exceed``.
         """
         if not isinstance(tail, TailModel):
             raise InvalidInputError(f"expected a TailModel, got {type(tail).__name__}")

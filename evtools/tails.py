@@ -123,7 +123,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
         ad_stat=ad, cvm_stat=cvm,
-        n_samples=n_total, method=method, rule=repr(rule), min_exceed=int(min_exceed),
+        n_samples=n_total, method=method, rule=rule, min_exceed=int(min_exceed),
     )
 
 
@@ -172,6 +172,7 @@ class TailModel:
     knot_x, knot_sf : (n_filters, n_knots + 1) empirical body knots.
     ad_stat, cvm_stat : goodness-of-fit statistics computed at fit time (see :meth:`gof`).
     n_samples : int, rows of the reference matrix.
+    rule : ThresholdRule, method : str, min_exceed : int, the fit's settings.
     """
 
     _ARRAYS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass",
@@ -278,7 +279,7 @@ class TailModel:
 
     def save(self, path):
         """Write the model to ``path`` (``.npz``)."""
-        meta = {"n_samples": self.n_samples, "method": self.method, "rule": self.rule,
+        meta = {"n_samples": self.n_samples, "method": self.method, "rule": self.rule.to_dict(),
                 "min_exceed": self.min_exceed, "format": 1}
         np.savez(path, meta=json.dumps(meta), **{k: getattr(self, k) for k in self._ARRAYS})
 
@@ -289,7 +290,8 @@ class TailModel:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
                 arrays = {k: data[k] for k in cls._ARRAYS}
-        except (OSError, KeyError, ValueError) as exc:
+            meta["rule"] = ThresholdRule.from_dict(meta["rule"])
+        except (OSError, KeyError, ValueError, TypeError) as exc:
             raise InvalidInputError(f"{path} is not a TailModel file written by TailModel.save: {exc}") from exc
         meta.pop("format")
         return cls(**arrays, **meta)

@@ -59,6 +59,19 @@ class ThresholdRule:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({params})"
 
+    def to_dict(self):
+        """JSON-ready description: ``{"rule": class name, "params": constructor arguments}``."""
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items()}
+        return {"rule": type(self).__name__, "params": params}
+
+    @staticmethod
+    def from_dict(spec):
+        """The rule described by :meth:`to_dict`."""
+        rules = {cls.__name__: cls for cls in (Quantile, TopK, ForwardStop)}
+        if spec.get("rule") not in rules:
+            raise InvalidInputError(f"unknown threshold rule {spec.get('rule')!r}; known: {sorted(rules)}")
+        return rules[spec["rule"]](**spec["params"])
+
     def __eq__(self, other):
         return type(self) is type(other) and vars(self) == vars(other)
 

@@ -241,3 +241,11 @@ def test_property_scores_finite_ordered(n, q, seed):
     assert np.isfinite(ls).all()
     assert (ls <= 1e-15).all()
     assert (np.diff(ls, axis=0) <= 1e-12).all()
+
+
+@pytest.mark.parametrize("rule", [ev.Quantile(0.9), ev.TopK(30), ev.ForwardStop(alpha=0.2, candidates=[0.5, 0.7, 0.9])])
+def test_saved_rule_comes_back_as_a_rule(rng, tmp_path, rule):
+    tail = ev.fit_tails(mixed_matrix(rng), threshold=rule, progress=False)
+    tail.save(tmp_path / "t.npz")
+    back = ev.TailModel.load(tmp_path / "t.npz")
+    assert back.rule == rule and repr(back.rule) == repr(rule)
