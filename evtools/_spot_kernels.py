@@ -9,11 +9,13 @@ guarantees room: one update of ``r`` rows adds at most ``r`` peaks per column.
 Streams are processed column by column (``prange`` over columns, the rows of
 one column in order inside), so columns never wait for each other.
 """
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from ._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
-from ._tail_kernels import _fit_one, _tail_isf
+from ._tail_kernels import _fit_one
 
 
 @njit(cache=True)
@@ -39,12 +41,19 @@ def tail_params(y, method, min_exceed):
 def anomaly_threshold(q, t, sigma, xi, n_peaks, n_obs):
     """SPOT's ``z_q = t + (sigma / xi) ((q n / N_t)^(-xi) - 1)`` (``t - sigma log(q n / N_t)`` at xi = 0).
 
-    Written as ``t + sigma expm1(-xi log r) / xi`` (no cancellation near
-    xi = 0). Without peaks ``z_q = t``.
+    Written as ``t + sigma expm1(-xi log r) / xi`` with ``r = q n / N_t`` (no
+    cancellation near xi = 0), ``t - sigma log r`` for ``|xi| < 1e-12``.
+    Without peaks (``sigma = inf``) ``z_q = t``. The formula is spelt out
+    here, not shared with :class:`evtools.TailModel`'s quantile, so that it
+    stays the one the plain reference in the tests states; the two agree to
+    rounding (``SPOT.fit`` equals ``fit_tails(...).isf(q)`` to ~1e-15).
     """
     if n_peaks == 0:
         return t
-    return t + _tail_isf(q * n_obs / n_peaks, sigma, xi)
+    log_r = math.log(q * n_obs / n_peaks)
+    if abs(xi) < 1e-12:
+        return t - sigma * log_r
+    return t + sigma * math.expm1(-xi * log_r) / xi
 
 
 @njit(cache=True, parallel=True)

@@ -76,12 +76,16 @@ class NaiveSPOT:
             sigma, xi = float(fit.sigma), float(fit.xi)
         else:
             sigma, xi = plain_mean(self.peaks), 0.0
-        r = self.q * self.n / k
+        log_r = math.log(self.q * self.n / k)
         if abs(xi) < 1e-12:
-            excess = -sigma * math.log(r)
+            z_q = self.t - sigma * log_r
         else:
-            excess = sigma * math.expm1(-xi * math.log(r)) / xi
-        self.sigma, self.xi, self.status, self.z_q = sigma, xi, status, self.t + excess
+            try:
+                growth = math.expm1(-xi * log_r)
+            except OverflowError:  # numba (and IEEE) give inf
+                growth = math.inf
+            z_q = self.t + sigma * growth / xi
+        self.sigma, self.xi, self.status, self.z_q = sigma, xi, status, z_q
 
     def step(self, x):
         """Score one value: ``(alarm, z_q it was compared with)``."""
