@@ -3,6 +3,7 @@
 Slow and obviously correct; the JAX tests and the adapter contract suite
 compare :func:`evtools_jax.filter_gradient_norms` with it.
 """
+import functools
 import os
 
 import jax
@@ -43,16 +44,9 @@ def filter_gradient_norms_loop(apply_fn, params, inputs, targets, reduction="mea
         layers = [layer_name(path) for path, leaf in with_paths
                   if jax.tree_util.keystr(path[-1:], simple=True) == "kernel" and leaf.ndim >= 3]
 
-    def sample_loss(params, x, t):
-        out = apply_fn(params, x[None])
-        if loss is None:
-            return -jax.nn.log_softmax(out[0])[t]
-        return loss(out, t[None])[0]
-
-    grad = jax.jit(jax.grad(sample_loss))  # one sample's gradient of every parameter
     rows = []
     for i in range(inputs.shape[0]):
-        leaves = jax.tree_util.tree_leaves(grad(params, inputs[i], targets[i]))
+        leaves = jax.tree_util.tree_leaves(_sample_grad(apply_fn, loss, params, inputs[i], targets[i]))
         row = []
         for name in layers:
             g = np.moveaxis(np.asarray(leaves[names[name]], dtype=np.float64), out_axis, -1)
@@ -65,6 +59,19 @@ def filter_gradient_norms_loop(apply_fn, params, inputs, targets, reduction="mea
                 row.append(np.sqrt((g ** 2).sum(0)))
         rows.append(np.concatenate(row))
     return np.stack(rows)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _sample_grad(apply_fn, loss, params, x, t):
+    """Gradient of one sample's loss with respect to every parameter (compiled once per model and loss)."""
+
+    def sample_loss(params):
+        out = apply_fn(params, x[None])
+        if loss is None:
+            return -jax.nn.log_softmax(out[0])[t]
+        return loss(out, t[None])[0]
+
+    return jax.grad(sample_loss)(params)
 
 
 def compile_fast():

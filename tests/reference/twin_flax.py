@@ -80,29 +80,46 @@ def flax_variables(state):
 
 
 def flax_twin(seed=0, n_classes=5, dtype=np.float32):
-    """A :class:`FlaxTwin` with random weights and BatchNorm statistics (not the defaults), without PyTorch.
+    """A :class:`FlaxTwin` with random weights and BatchNorm statistics, without PyTorch.
 
     Returns
     -------
     apply_fn : callable
         ``FlaxTwin(n_classes).apply``.
     variables : dict
-        Numpy arrays of ``dtype`` (float64 needs ``jax.enable_x64`` where they are used).
+        As :func:`init_variables` gives them.
+    """
+    model = FlaxTwin(n_classes)
+    return model.apply, init_variables(model, np.zeros((1, 12, 12, 3), np.float32), seed, dtype)
+
+
+def init_variables(model, example, seed=0, dtype=np.float32):
+    """``model.init`` with BatchNorm's statistics, scale and bias random too (not 0 and 1).
+
+    Parameters
+    ----------
+    model : flax.linen.Module
+    example : ndarray
+        An input batch for ``model.init``.
+    seed : int
+    dtype : numpy dtype
+
+    Returns
+    -------
+    dict
+        Writable numpy arrays of ``dtype`` (float64 needs ``jax.enable_x64`` where they are used).
     """
     import jax
 
-    model = FlaxTwin(n_classes)
-    variables = model.init(jax.random.key(seed), np.zeros((1, 12, 12, 3), np.float32))
-    rng = np.random.default_rng(seed)
+    variables = model.init(jax.random.key(seed), example)
     variables = jax.tree_util.tree_map(lambda leaf: np.array(leaf, dtype=dtype), variables)
-    for path, value in jax.tree_util.tree_flatten_with_path(variables)[0]:
+    rng = np.random.default_rng(seed)
+    with_paths = jax.tree_util.tree_flatten_with_path(variables)[0]
+    normed = {path[1:-1] for path, _ in with_paths if jax.tree_util.keystr(path[-1:], simple=True) == "scale"}
+    for path, value in with_paths:
         name = jax.tree_util.keystr(path[-1:], simple=True)
-        if name == "mean":
+        if name == "mean" or (name == "bias" and path[1:-1] in normed):
             value[...] = rng.standard_normal(value.shape) * 0.1
-        elif name == "var":
+        elif name in ("var", "scale"):
             value[...] = rng.random(value.shape) + 0.5
-        elif name == "scale":
-            value[...] = rng.random(value.shape) + 0.5
-        elif name == "bias" and "bn" in jax.tree_util.keystr(path, simple=True, separator="."):
-            value[...] = rng.standard_normal(value.shape) * 0.1
-    return model.apply, variables
+    return variables
