@@ -14,8 +14,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
-from ._tail_kernels import _fit_one
+from ._status import CONSTANT, TOO_FEW
+from ._tail_kernels import fit_tail
 
 
 @njit(cache=True)
@@ -26,15 +26,10 @@ def tail_params(y, method, min_exceed):
     ``XI_BOUNDARY``: the exponential tail with the mean excess as scale.
     No peak at all: ``sigma = inf`` (the anomaly threshold is then ``t``).
     """
-    k = y.size
-    if k == 0:
+    if y.size == 0:
         return np.inf, 0.0, TOO_FEW
-    st = TOO_FEW
-    if k >= min_exceed:
-        s, x, _, st = _fit_one(y, method)
-        if st == OK or st == XI_BOUNDARY:
-            return s, x, st
-    return y.mean(), 0.0, st
+    sigma, xi, _, status = fit_tail(y, method, min_exceed)
+    return sigma, xi, status
 
 
 @njit(cache=True)

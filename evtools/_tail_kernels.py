@@ -37,6 +37,24 @@ def _fit_one(y, method):
 
 
 @njit(cache=True)
+def fit_tail(y, method, min_exceed):
+    """``(sigma, xi, loglik, status)`` of the exceedances ``y`` (at least one), with the fallbacks.
+
+    Fewer than ``min_exceed`` exceedances, or a fit whose status is not
+    ``OK``/``XI_BOUNDARY``: the exponential tail with the mean excess as
+    scale, and its log-likelihood; the status says why.
+    """
+    k = y.shape[0]
+    status = TOO_FEW
+    if k >= min_exceed:
+        sigma, xi, loglik, status = _fit_one(y, method)
+        if status == OK or status == XI_BOUNDARY:
+            return sigma, xi, loglik, status
+    m = y.mean()
+    return m, 0.0, -k * math.log(m) - k, status
+
+
+@njit(cache=True)
 def _first_index(col, t, strict):
     """First index of the ascending ``col`` holding a value > t (strict) or >= t."""
     lo = 0
@@ -109,21 +127,9 @@ def fit_sorted_block(S, t, method, min_exceed, n_total, n_knots):
             status[j] = CONSTANT  # the top of the column is flat: nothing above t to fit
         else:
             mass[j] = k / n_total
-            st = TOO_FEW
-            if k >= min_exceed:
-                s, x, ll, st = _fit_one(y, method)
-            if st == OK or st == XI_BOUNDARY:
-                sigma[j] = s
-                xi[j] = x
-                loglik[j] = ll
-                if k >= MIN_GOF_SIZE:
-                    ad[j], cvm[j] = ad_cvm_sorted(y, s, x)
-            else:  # exponential tail with the mean excess as scale
-                m = y.mean()
-                sigma[j] = m
-                xi[j] = 0.0
-                loglik[j] = -k * math.log(m) - k
-            status[j] = st
+            sigma[j], xi[j], loglik[j], status[j] = fit_tail(y, method, min_exceed)
+            if (status[j] == OK or status[j] == XI_BOUNDARY) and k >= MIN_GOF_SIZE:
+                ad[j], cvm[j] = ad_cvm_sorted(y, sigma[j], xi[j])
         # --- the empirical body below (and at) the threshold
         r_top = n_total - k - 1  # rank of the largest value not above t
         r_low = first_kept

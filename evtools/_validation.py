@@ -53,14 +53,17 @@ def check_finite(arr, name):
                 "drop or impute NaN/inf before fitting"
             )
         return
-    rows = _first_nonfinite_per_column(arr)
-    cols = np.flatnonzero(rows >= 0)
-    if cols.size:
-        j = int(cols[0])
-        i = int(rows[j])
+    chunk = max(1, 2**22 // max(1, arr.shape[1]))  # rows per pass, in storage order for C arrays
+    for i0 in range(0, arr.shape[0], chunk):
+        if np.isfinite(arr[i0:i0 + chunk]).all():
+            continue
+        rows = _first_nonfinite_per_column(np.ascontiguousarray(arr[i0:i0 + chunk]))
+        cols = np.flatnonzero(rows >= 0)
+        j = int(cols[np.argmin(rows[cols])])
+        i = i0 + int(rows[j])
         raise InvalidInputError(
-            f"{name} holds a non-finite value ({arr[i, j]}) at row {i}, column {j} "
-            f"({cols.size} column(s) affected); drop or impute NaN/inf before fitting"
+            f"{name} holds a non-finite value ({arr[i, j]}) at row {i}, column {j}; "
+            "drop or impute NaN/inf before fitting"
         )
 
 
