@@ -5,6 +5,7 @@
     evtools fit G_ref.npy -o tails.npz             # per-filter tail models (POT), or --scorer zscore
     evtools score tails.npz G.npy --top 10         # top filters per row, with p-values
     evtools normality G_ref.npy                    # normality tests per column, summary per layer
+    evtools demo --out DIR [--quick]               # train a small CNN, run the experiments, DIR/report.html
 
 Matrices are read from ``.npy``, ``.npz`` or ``.csv``; tables go to the
 terminal, or as CSV or JSON to ``-o FILE`` / ``--format``. Bad input ends
@@ -201,9 +202,37 @@ def _run_normality(args):
     return EXIT_OK
 
 
+# --- evtools demo -------------------------------------------------------------------------
+
+
+def _add_demo(subparsers):
+    p = subparsers.add_parser("demo", help="train a small CNN, diagnose its mistakes, write a report",
+                              description="Train (or load from DIR/cache) the demo CNN, run the published "
+                                          "experiments and write DIR/report.html and DIR/results.json. "
+                                          "Needs torch and matplotlib.")
+    p.add_argument("--out", default="evtools_demo", help="output folder (default: ./evtools_demo)")
+    p.add_argument("--quick", action="store_true", help="small model and sizes, for CI (under a minute)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model, the data and the experiments")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args):
+    try:  # the only link from the core to a framework adapter, loaded on demand
+        import matplotlib  # noqa: F401  (the report's figures)
+        from evtools_torch.demo.run import run_demo, summary_table
+    except ImportError as exc:
+        raise EvtoolsError(f"`evtools demo` needs PyTorch, matplotlib and the evtools_torch adapter ({exc}); "
+                           "install them with: pip install 'evtools[torch,plot]'") from exc
+    results = run_demo(args.out, quick=args.quick, seed=args.seed, progress=args.progress)
+    print(summary_table(results))
+    print(f"report: {args.out}/report.html")
+    return EXIT_OK
+
+
 # --- entry point --------------------------------------------------------------------------
 
-SUBCOMMANDS = [_add_fit, _add_score, _add_normality]
+SUBCOMMANDS = [_add_fit, _add_score, _add_normality, _add_demo]
 
 
 def build_parser():
