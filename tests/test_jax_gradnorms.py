@@ -16,7 +16,7 @@ from flax import linen, nnx  # noqa: E402
 from jax import lax  # noqa: E402
 
 import evtools as ev  # noqa: E402
-from evtools_jax import TailAccumulator, filter_gradient_norms  # noqa: E402
+from evtools_jax import TailAccumulator, filter_gradient_norms, gradnorms  # noqa: E402
 from tests.reference.twin_flax import init_variables  # noqa: E402
 
 REDUCTIONS = ("mean_abs", "l1", "l2")
@@ -136,14 +136,28 @@ def _loop(apply_fn, params, x, y, reduction, index, loss=None, **kwargs):
     return filter_gradient_norms_loop(apply_fn, params, x, y, reduction, loss=loss, **kwargs)
 
 
+@pytest.fixture
+def batched(monkeypatch):
+    """Whole batches per compiled call (vmap over several samples) on the CPU too, as on accelerators."""
+    monkeypatch.setattr(gradnorms, "_CPU_CHUNK", 64)
+
+
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_rows_equal_the_loop_on_a_residual_cnn(x64, reduction):
+def test_rows_equal_the_loop_on_a_residual_cnn(x64, batched, reduction):
     """BatchNorm, strided, dilated, grouped, circular and valid convolutions, a residual connection."""
     apply_fn, params, x, y, _ = _case("2d", n=8)
     G, index = filter_gradient_norms(apply_fn, params, (x, y), reduction=reduction, batch_size=4, progress=False)
     ref = _loop(apply_fn, params, x, y, reduction, index)
     assert G.dtype == np.float64 and G.shape == ref.shape == (8, 38)
     _assert_rows_close(G, ref, 1e-9)
+
+
+def test_rows_do_not_depend_on_samples_per_call(x64, monkeypatch):
+    apply_fn, params, x, y, _ = _case("2d", n=7)
+    G_one, _ = filter_gradient_norms(apply_fn, params, (x, y), batch_size=3, progress=False)
+    monkeypatch.setattr(gradnorms, "_CPU_CHUNK", 64)
+    G_three, _ = filter_gradient_norms(apply_fn, params, (x, y), batch_size=3, progress=False)
+    np.testing.assert_allclose(G_three, G_one, rtol=1e-12)
 
 
 @pytest.mark.parametrize("kind, reduction", [("1d", "l2"), ("shared", "l1"), ("lax", "mean_abs"), ("deep", "l2")])

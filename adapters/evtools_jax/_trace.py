@@ -135,7 +135,7 @@ def layer_name(path):
     -------
     str
     """
-    keys = [jax.tree_util.keystr((key,), simple=True) for key in path]
+    keys = [_key_name(key) for key in path]
     if len(keys) > 1 and keys[0] == _COLLECTION:
         keys = keys[1:]
     while len(keys) > 1 and keys[-1] in _WRAPPERS:
@@ -143,3 +143,11 @@ def layer_name(path):
     if len(keys) > 1 and keys[-1] in _KERNEL_KEYS:
         keys = keys[:-1]
     return ".".join(keys) if keys else "kernel"
+
+
+def _key_name(key):
+    """A path entry as text: a dict key, an attribute name or a sequence index."""
+    for field in ("key", "name", "idx"):  # DictKey / FlattenedIndexKey, GetAttrKey, SequenceKey
+        if hasattr(key, field):
+            return str(getattr(key, field))
+    return str(key)

@@ -25,10 +25,12 @@ from evtools._memmap import progress_bar, row_sink
 from ._trace import conv_kernels
 
 REDUCTIONS = ("mean_abs", "l1", "l2")
-# On the CPU, XLA's per-sample weight gradients (grouped convolutions with one
-# group per sample) run faster on a few samples at a time: batches are computed
-# in compiled calls of at most this many samples there.
-_CPU_CHUNK = 16
+# Samples per compiled call on the CPU. vmap turns per-sample weight gradients
+# into grouped convolutions with one group per sample, which XLA's CPU backend
+# runs several times slower than the same work as single-sample convolutions;
+# one sample per call (dispatched asynchronously, reduced on the device) is the
+# fastest there. Accelerators take whole batches.
+_CPU_CHUNK = 1
 
 
 def filter_gradient_norms(
@@ -86,9 +88,10 @@ def filter_gradient_norms(
         Default: every convolution kernel. Columns follow the forward pass
         whatever the order given.
     batch_size : int
-        Samples per compiled call (memory grows with ``batch_size`` times the
-        number of convolution weights); larger batches from ``data`` are split.
-        On the CPU, calls hold at most 16 samples, which XLA runs faster.
+        Samples per compiled call on an accelerator (memory grows with
+        ``batch_size`` times the number of convolution weights) and per block
+        of rows written; larger batches from ``data`` are split. On the CPU,
+        each compiled call holds one sample, which XLA runs fastest there.
     progress : bool
         Show a tqdm progress bar (only when the output is a terminal).
     out : str, os.PathLike or object with an ``update(block)`` method, optional
