@@ -319,8 +319,10 @@ def _draw_repair(ax, sec, only=None):
             continue
         color = _color(name, pots.index(name) if name in pots else 0)
         ls = "--" if name == sec["control"] else "-"
-        ax.plot(k, _num(r["share"]), ls, color=color, label=name, lw=1.8)
-        ax.fill_between(k, _num(r["ci_low"]), _num(r["ci_high"]), color=color, alpha=0.15, lw=0)
+        banded = name in sec.get("highlight", sec["rankings"])
+        ax.plot(k, _num(r["share"]), ls, color=color, label=name, lw=2.0 if banded else 1.0)
+        if banded:
+            ax.fill_between(k, _num(r["ci_low"]), _num(r["ci_high"]), color=color, alpha=0.15, lw=0)
     ax.set_xlabel("filters changed (k)")
     ax.set_ylabel("share of errors corrected")
     ax.set_xlim(1, k[-1])
@@ -388,11 +390,15 @@ def _fig_maps(sec):
         maps = [("what the decision rests on\n(occluding lowers p(pred))", np.asarray(sec["class_maps"][i]))]
         maps += [(f"what makes {name}'s top-{sec['k']}\nfilters anomalous", np.asarray(sec["scorers"][name]["maps"][i]))
                  for name in names]
-        axes[i, 0].imshow(np.clip(images[i].transpose(1, 2, 0), 0, 1))
-        axes[i, 0].set_title(f"true {label(sec['labels'][i])}\npredicted {label(sec['predictions'][i])}", fontsize=8)
+        rgb = np.clip(images[i].transpose(1, 2, 0), 0, 1)
+        condition = f" ({sec['conditions'][i].replace('_', ' ')})" if sec.get("conditions") else ""
+        axes[i, 0].imshow(rgb)
+        axes[i, 0].set_title(f"true {label(sec['labels'][i])}{condition}\npredicted {label(sec['predictions'][i])}",
+                             fontsize=8)
         for j, (title, m) in enumerate(maps, start=1):
             bound = np.nanmax(np.abs(m)) or 1.0
-            axes[i, j].imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound)
+            axes[i, j].imshow(rgb.mean(axis=2), cmap="gray", vmin=0, vmax=1)
+            axes[i, j].imshow(m, cmap="RdBu_r", vmin=-bound, vmax=bound, alpha=0.65)
             if i == 0:
                 axes[i, j].set_title(title, fontsize=8)
         for ax in axes[i]:
@@ -537,9 +543,13 @@ def _section_repair(sec):
     held = [c for c in sec["claims"] if c["verdict"] == "held"]
     mode = ("switched off (weights set to zero)" if sec["mode"] == "zero"
             else f"moved one gradient step (lr = {sec['lr']})")
+    sources = sec.get("n_by_condition")
+    origin = "" if not sources else " (" + ", ".join(
+        f"{n} {name.replace('_', ' ')}" for name, n in sources.items() if n) + ")"
     return (
-        f"<p>Each of {sec['n_inputs']} misclassified test images is repaired along a ranking: its first k filters "
-        f"are {mode}, one more at each step, and the image is classified again. The curves show the share of "
+        f"<p>Each of {sec['n_inputs']} misclassified images{html.escape(origin)} is repaired along a ranking: its "
+        f"first k filters are {mode}, one more at each step, and the image is classified again. The curves show the "
+        "share of "
         f"images classified correctly with k filters changed, with 95 % bootstrap bands over images. "
         f"{len(held)} of {len(sec['claims'])} rankings corrected more errors than {html.escape(sec['control'])} "
         "filters (paired bootstrap of the mean share over k).</p>"

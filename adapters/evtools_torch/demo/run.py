@@ -213,6 +213,7 @@ def _run(out, quick, seed, progress):
     repair = ex.repair_curves(model, x_err, y_err, rankings, k_max=settings.k_max, n_boot=settings.n_boot,
                               seed=seed, progress=progress)
     repair["n_by_condition"] = {name: int((source == name).sum()) for name in conditions}
+    repair["highlight"] = ["z-score", f"POT {MAIN_LEVEL:.2f}", "random"]
     done("repair")
 
     stage("input_maps")
