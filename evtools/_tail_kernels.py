@@ -13,7 +13,7 @@ from numba import njit, prange
 from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
 from ._gpd_kernels import (gpd_loglik, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit, mom_fit,
                            pwm_fit, zhang_fit)
-from ._status import CONSTANT, NOT_CONVERGED, OK, TOO_FEW, XI_BOUNDARY
+from ._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 
 METHODS = {"mle": 0, "pwm": 1, "zhang": 2, "mom": 3}
 

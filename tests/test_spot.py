@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import evtools as ev
-from evtools._status import CONSTANT, OK
+from evtools._status import CONSTANT
 from tests.reference.spot_naive import NaiveDSPOT, NaiveSPOT, run
 
 
