@@ -11,6 +11,7 @@ nested ``jit``, ``remat``, custom-derivative or control-flow calls too).
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -49,7 +50,7 @@ def conv_kernels(apply_fn, params, inputs):
     Parameters
     ----------
     apply_fn : callable
-        ``apply_fn(params, inputs) -> outputs``.
+        ``apply_fn(params, inputs) -> outputs``; hashable.
     params : pytree of arrays
     inputs : array, shape (n, ...)
         A batch to trace the forward pass with (one sample is enough).
@@ -58,21 +59,39 @@ def conv_kernels(apply_fn, params, inputs):
     -------
     list of Kernel
         Each leaf once, ordered by the first convolution that uses it.
+
+    Notes
+    -----
+    Only shapes and dtypes are traced, and the answer is cached by
+    ``apply_fn``, the tree structure and those shapes and dtypes, so calling
+    again with the same model costs no tracing.
     """
-    with_paths, treedef = jax.tree_util.tree_flatten_with_path(params)
-    leaves = [leaf for _, leaf in with_paths]
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    return list(_conv_kernels(
+        apply_fn, treedef, tuple(_aval(leaf) for leaf in leaves), _aval(inputs)
+    ))
+
+
+def _aval(array):
+    return tuple(array.shape), str(array.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _conv_kernels(apply_fn, treedef, leaf_avals, input_aval):
+    structs = [jax.ShapeDtypeStruct(*aval) for aval in leaf_avals]
     closed = jax.make_jaxpr(lambda leaves, x: apply_fn(jax.tree_util.tree_unflatten(treedef, leaves), x))(
-        leaves, inputs
+        structs, jax.ShapeDtypeStruct(*input_aval)
     )
     jaxpr = closed.jaxpr
-    sources = {id(var): position for position, var in enumerate(jaxpr.invars[:len(leaves)])}
+    sources = {id(var): position for position, var in enumerate(jaxpr.invars[:len(structs)])}
     found = {}
     for position, out_axis in _kernel_uses(jaxpr, sources):
         found.setdefault(position, out_axis)
-    return [
-        Kernel(layer_name(with_paths[position][0]), position, out_axis, tuple(leaves[position].shape))
+    with_paths = jax.tree_util.tree_flatten_with_path(jax.tree_util.tree_unflatten(treedef, structs))[0]
+    return tuple(
+        Kernel(layer_name(with_paths[position][0]), position, out_axis, leaf_avals[position][0])
         for position, out_axis in found.items()
-    ]
+    )
 
 
 def _kernel_uses(jaxpr, sources):

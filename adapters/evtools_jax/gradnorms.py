@@ -158,6 +158,7 @@ def filter_gradient_norms(
                 "argument of jax.jit"
             ) from None
     leaves, treedef = _check_params(params)
+    params = jax.tree_util.tree_unflatten(treedef, leaves)
 
     batches, total = _batches(data)
     first = next(batches, None)
