@@ -16,10 +16,19 @@ taking turns so that a change of machine load hits all alike. On a CPU,
 batches of 64 images of 64 pixels overflow the caches and even the floor can
 be slower than the one-sample loop; batches of 8 to 16 are the fast ones there.
 
+Then (``--jax also``, the default; ``--jax only`` for this part alone) the
+same networks in Flax time :func:`evtools_jax.filter_gradient_norms` against
+the JAX one-sample loop (``tests/reference/jax_naive.py``: a compiled
+per-sample gradient, reduced on the host) and a plain batched ``jit(grad)`` of
+the mean loss (the floor), in the same run; skipped with a note when JAX or
+Flax is not installed. ``--threads 1`` turns XLA's multithreaded Eigen off;
+other values leave XLA's own thread pool.
+
 Run from the repository root::
 
     python benchmarks/bench_gradnorms.py              # 1 thread
     python benchmarks/bench_gradnorms.py --threads 4
+    python benchmarks/bench_gradnorms.py --jax only
 """
 import argparse
 import os
@@ -98,9 +107,13 @@ def main():
     parser.add_argument("--batch-sizes", default="16,64", help="comma-separated")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-loop", action="store_true", help="skip the slow one-sample loop")
+    parser.add_argument("--jax", choices=("also", "only", "off"), default="also",
+                        help="time evtools_jax too (skipped with a note if JAX or Flax is missing)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    if args.jax == "only":
+        return bench_jax(args, batch_sizes)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {args.samples} samples, best of {args.repeats}")
     header = f"{'widths':>12} {'px':>3} {'batch':>5} {'reduction':>9} {'ours s':>7} {'floor s':>7} {'loop s':>7} " \
              f"{'ours/floor':>10} {'ours/loop':>9}"
@@ -119,6 +132,97 @@ def main():
                     fns[(reduction, b)] = lambda b=b, r=reduction: filter_gradient_norms(
                         model, (x, y), reduction=r, batch_size=b, progress=False
                     )
+            best = _best_interleaved(fns, args.repeats)
+            loop = best.get("loop", float("nan"))
+            for b in batch_sizes:
+                floor = best[("floor", b)]
+                for reduction in ("mean_abs", "l2"):
+                    ours = best[(reduction, b)]
+                    print(f"{'-'.join(map(str, widths)):>12} {px:>3} {b:>5} {reduction:>9} {ours:7.3f} "
+                          f"{floor:7.3f} {loop:7.3f} {ours / floor:10.2f} {ours / loop:9.3f}", flush=True)
+    if args.jax == "also":
+        bench_jax(args, batch_sizes)
+
+
+def bench_jax(args, batch_sizes):
+    """The table above for evtools_jax on the same ResNets in Flax (inputs NHWC)."""
+    if args.threads == 1:  # single-threaded convolutions and matrix products; before JAX starts its backend
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    try:
+        import jax
+        import jax.numpy as jnp
+        from flax import linen
+    except ImportError as exc:
+        print(f"\nJAX section skipped: {exc} (pip install 'evtools[jax]')")
+        return
+    import numpy as np
+
+    from evtools_jax import filter_gradient_norms as jax_gradient_norms
+    from tests.reference.jax_naive import filter_gradient_norms_loop as jax_loop
+
+    def bn():
+        return linen.BatchNorm(use_running_average=True, epsilon=1e-5)
+
+    class FlaxBlock(linen.Module):
+        c: int
+        stride: int
+
+        @linen.compact
+        def __call__(self, x):
+            out = linen.relu(bn()(linen.Conv(self.c, (3, 3), self.stride, padding=1, use_bias=False)(x)))
+            out = bn()(linen.Conv(self.c, (3, 3), padding=1, use_bias=False)(out))
+            if self.stride != 1 or x.shape[-1] != self.c:
+                x = bn()(linen.Conv(self.c, (1, 1), self.stride, use_bias=False)(x))
+            return linen.relu(out + x)
+
+    class FlaxResNet(linen.Module):
+        widths: tuple
+
+        @linen.compact
+        def __call__(self, x):
+            x = linen.relu(bn()(linen.Conv(self.widths[0], (3, 3), padding=1, use_bias=False)(x)))
+            for i, w in enumerate(self.widths):
+                x = FlaxBlock(w, 1 if i == 0 else 2)(x)
+            return linen.Dense(10)(x.mean((1, 2)))
+
+    def mean_loss(params, stats, model, x, y):
+        logits = model.apply({"params": params, "batch_stats": stats}, x)
+        return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1).mean()
+
+    floor_grad = jax.jit(jax.grad(mean_loss), static_argnums=2)
+
+    def plain(model, variables, x, y, batch_size):
+        for start in range(0, x.shape[0], batch_size):
+            grads = floor_grad(variables["params"], variables["batch_stats"], model,
+                               x[start:start + batch_size], y[start:start + batch_size])
+        jax.block_until_ready(grads)
+
+    print(f"\njax {jax.__version__} on {jax.default_backend()}, "
+          f"{'single-threaded Eigen' if args.threads == 1 else 'XLA default threads'}, {args.samples} samples, "
+          f"best of {args.repeats} after a compiling call")
+    header = f"{'widths':>12} {'px':>3} {'batch':>5} {'reduction':>9} {'ours s':>7} {'floor s':>7} {'loop s':>7} " \
+             f"{'ours/floor':>10} {'ours/loop':>9}"
+    print(header)
+    print("-" * len(header))
+    for widths in [(16, 32, 64), (32, 64, 64)]:
+        for px in (32, 64):
+            rng = np.random.default_rng(0)
+            model = FlaxResNet(widths)
+            x = rng.standard_normal((args.samples, px, px, 3)).astype(np.float32)
+            y = rng.integers(0, 10, args.samples)
+            variables = model.init(jax.random.key(0), x[:1])
+            fns = {} if args.no_loop else {"loop": lambda: jax_loop(model.apply, variables, x, y)}
+            for b in batch_sizes:
+                fns[("floor", b)] = lambda b=b: plain(model, variables, x, y, b)
+                for reduction in ("mean_abs", "l2"):
+                    fns[(reduction, b)] = lambda b=b, r=reduction: jax_gradient_norms(
+                        model.apply, variables, (x, y), reduction=r, batch_size=b, progress=False
+                    )
+            for name, fn in fns.items():  # compile
+                if name == "loop":
+                    jax_loop(model.apply, variables, x[:1], y[:1])
+                else:
+                    fn()
             best = _best_interleaved(fns, args.repeats)
             loop = best.get("loop", float("nan"))
             for b in batch_sizes:
