@@ -9,10 +9,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: Per convolution in forward order: (name, n_channels, n_weights), the same in both frameworks.
-LAYERS = [("stem", 6, 3 * 9), ("block.conv1", 6, 3 * 9), ("block.conv2", 6, 6 * 9), ("head", 8, 6)]
-
-
 class TwinBlock(nn.Module):
     def __init__(self, c):
         super().__init__()
