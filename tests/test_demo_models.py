@@ -23,6 +23,16 @@ def _convs(model):
     return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Run on one torch thread: these small models gain little from a second one, and on
+    a busy shared machine two threads waiting on each other run many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def demo_cache(tmp_path_factory):
     """One cache folder for the whole test session: quick models are trained once."""

@@ -11,7 +11,7 @@ from evtools.perturb import occlusion
 from evtools_torch import filter_gradient_norms, filter_score_fn, implant, random_ranking, repair
 from evtools_torch.demo import DemoConfig, load_or_train, predict, vgg_small
 
-from .test_demo_models import demo_cache  # noqa: F401  (session-wide cache of quick models)
+from .test_demo_models import demo_cache, one_torch_thread  # noqa: F401  (shared cache; one torch thread)
 
 K = 25
 
@@ -185,6 +185,8 @@ def test_repair_bad_arguments(trained):
         repair(model, x[:2], y[:2], np.zeros((3, 5), dtype=int), k_max=1)
     with pytest.raises(InvalidInputError, match="labels"):
         repair(model, x[:2], y[:3], np.arange(3), k_max=1)
+    with pytest.raises(InvalidInputError, match="not a class"):
+        repair(model, x[:1], torch.tensor([10]), np.arange(3), k_max=1)
     with pytest.raises(InvalidInputError, match="lr"):
         repair(model, x[:1], y[:1], np.arange(3), k_max=1, lr=-1)
 

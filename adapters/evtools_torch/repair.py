@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from evtools._errors import InvalidInputError
+from evtools.perturb._checks import positive_int
 
 from .gradnorms import filter_gradient_norms, select_convolutions
 
@@ -84,12 +85,6 @@ def _device_dtype(model):
     return (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
 
 
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def random_ranking(n_filters, k, seed=0, n_rows=None):
     """Random filters: the control ranking of the repair experiment.
 
@@ -109,14 +104,14 @@ def random_ranking(n_filters, k, seed=0, n_rows=None):
     ndarray of int64, shape (k,) or (n_rows, k)
         Distinct columns in random order (within each row).
     """
-    n_filters = _check_positive_int(n_filters, "n_filters")
-    k = _check_positive_int(k, "k")
+    n_filters = positive_int(n_filters, "n_filters")
+    k = positive_int(k, "k")
     if k > n_filters:
         raise InvalidInputError(f"k={k} exceeds n_filters={n_filters}")
     rng = np.random.default_rng(seed)
     if n_rows is None:
         return rng.permutation(n_filters)[:k].astype(np.int64)
-    n_rows = _check_positive_int(n_rows, "n_rows")
+    n_rows = positive_int(n_rows, "n_rows")
     return np.argsort(rng.random((n_rows, n_filters)), axis=1)[:, :k].astype(np.int64)
 
 
@@ -234,6 +229,12 @@ def repair(model, x, y, ranking, k_max=25, mode="step", lr=1e-3, *, layers=None,
     RepairResult
         Arrays of shape (n_inputs, k_max) and (n_inputs,).
 
+    Notes
+    -----
+    Cost: one forward and backward pass per input, then ``k_max`` forward
+    passes of that single input. For small models on a busy CPU, one torch
+    thread (``torch.set_num_threads(1)``) is often much faster than several.
+
     Examples
     --------
     >>> G, index = filter_gradient_norms(model, (x_err, y_err))            # doctest: +SKIP
@@ -244,7 +245,7 @@ def repair(model, x, y, ranking, k_max=25, mode="step", lr=1e-3, *, layers=None,
     """
     if mode not in REPAIR_MODES:
         raise InvalidInputError(f"mode must be one of {REPAIR_MODES}, got {mode!r}")
-    k_max = _check_positive_int(k_max, "k_max")
+    k_max = positive_int(k_max, "k_max")
     if mode == "step" and not (np.isfinite(lr) and lr > 0):
         raise InvalidInputError(f"lr must be a positive number, got {lr!r}")
     work = copy.deepcopy(model).eval()
@@ -284,6 +285,8 @@ def repair(model, x, y, ranking, k_max=25, mode="step", lr=1e-3, *, layers=None,
         used = sorted(set(layer_of[i].tolist()))
         with torch.enable_grad():
             logits = work(xi)
+            if not 0 <= int(yi[0]) < logits.shape[1]:
+                raise InvalidInputError(f"y[{i}] = {int(yi[0])} is not a class of the model's {logits.shape[1]}")
             grads = dict(zip(used, torch.autograd.grad(F.cross_entropy(logits, yi), [weights[j] for j in used])))
         probs = F.softmax(logits.detach().double(), dim=1)[0]
         pred0[i] = int(probs.argmax())

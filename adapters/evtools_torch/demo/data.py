@@ -24,6 +24,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from evtools._errors import InvalidInputError
+from evtools.perturb._checks import positive_int
 
 CLASSES = (
     "circle",
@@ -185,10 +186,8 @@ def make_shapes(n, seed=0, *, domain="source"):
     >>> x.shape, y.shape
     ((1000, 3, 32, 32), (1000,))
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise InvalidInputError(f"n must be a positive integer, got {n!r}")
+    n = positive_int(n, "n")
     _check_domain(domain)
-    n = int(n)
     rng = np.random.default_rng(seed)
     n_cls = len(CLASSES)
     y = rng.permutation(np.arange(n) % n_cls).astype(np.int64)

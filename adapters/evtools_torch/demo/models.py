@@ -14,14 +14,9 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from evtools._errors import InvalidInputError
+from evtools.perturb._checks import positive_int
 
 _STAGES = 3
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
 
 
 class VGGSmall(nn.Module):
@@ -48,7 +43,7 @@ class VGGSmall(nn.Module):
         super().__init__()
         for value, name in ((width, "width"), (num_classes, "num_classes"),
                             (convs_per_stage, "convs_per_stage"), (in_channels, "in_channels")):
-            _check_positive_int(value, name)
+            positive_int(value, name)
         layers = OrderedDict()
         c_in = in_channels
         for stage in range(1, _STAGES + 1):
@@ -124,7 +119,7 @@ class ResNetSmall(nn.Module):
         super().__init__()
         for value, name in ((width, "width"), (num_classes, "num_classes"),
                             (blocks_per_stage, "blocks_per_stage"), (in_channels, "in_channels")):
-            _check_positive_int(value, name)
+            positive_int(value, name)
         self.conv1 = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
