@@ -10,10 +10,12 @@ Every step is seeded; the same seed and settings give the same numbers.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -123,7 +125,10 @@ def run_demo(out, quick=False, seed=0, progress=True, threads=1):
         torch's setting. One by default: the demo's small convolutions gain
         little from more, and on a shared, busy machine two threads waiting
         for each other at every operation ran the demo several times slower.
-        (numba's threading layer is chosen on importing evtools_torch.)
+        Unless ``NUMBA_THREADING_LAYER`` is set, numba's ``"workqueue"``
+        threading layer is chosen too (if numba has not started one yet): with
+        the OpenMP layer, every evtools kernel left worker threads that slowed
+        the torch work after it up to 40-fold for seconds.
 
     Returns
     -------
@@ -132,6 +137,8 @@ def run_demo(out, quick=False, seed=0, progress=True, threads=1):
         ``malicious``, ``depth_shift``, ``repair``, ``input_maps`` and
         ``claims`` (every claim's measure, interval and verdict).
     """
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"  # no effect once numba has launched its threads
     previous = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
