@@ -14,6 +14,16 @@ import numpy as np
 
 from ._errors import InvalidInputError
 
+#: Per-filter reductions of a weight gradient that every framework adapter offers:
+#: mean |g| over the filter's weights (Levin et al.), the L1 norm and the L2 norm.
+REDUCTIONS = ("mean_abs", "l1", "l2")
+
+
+def check_reduction(reduction):
+    """Raise unless ``reduction`` is one of :data:`REDUCTIONS`."""
+    if reduction not in REDUCTIONS:
+        raise InvalidInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
 _FIELDS = ("layer", "channel", "depth", "n_weights")
 
 

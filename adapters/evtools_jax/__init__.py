@@ -5,6 +5,8 @@
 # largest values per column that a TopK(k) tail fit needs.
 from evtools import TopKAccumulator as TailAccumulator
 
-from .gradnorms import REDUCTIONS, filter_gradient_norms
+from evtools.filters import REDUCTIONS
+
+from .gradnorms import filter_gradient_norms
 
 __all__ = ["REDUCTIONS", "TailAccumulator", "filter_gradient_norms"]

@@ -19,12 +19,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from evtools import FilterIndex
+from evtools.filters import check_reduction
 from evtools._errors import InvalidInputError
 from evtools._memmap import progress_bar, row_sink
 
 from ._trace import conv_kernels
 
-REDUCTIONS = ("mean_abs", "l1", "l2")
 # Samples per compiled call on the CPU. vmap turns per-sample weight gradients
 # into grouped convolutions with one group per sample, which XLA's CPU backend
 # runs several times slower than the same work as single-sample convolutions;
@@ -141,8 +141,7 @@ def filter_gradient_norms(
     >>> G, index = filter_gradient_norms(model.apply, variables, (x, y))  # doctest: +SKIP
     >>> G[:, index.columns_of("block.conv1")]                           # doctest: +SKIP
     """
-    if reduction not in REDUCTIONS:
-        raise InvalidInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not callable(apply_fn):

@@ -37,7 +37,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-REDUCTIONS = ("mean_abs", "l1", "l2")
 L2_METHODS = ("auto", "ghost", "materialise")
 _CHUNK_ELEMENTS = 1 << 25  # 128 MiB of float32 per chunk of samples
 _CPU_CHUNK_ELEMENTS = 1 << 20

@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from evtools import FilterIndex
+from evtools.filters import check_reduction
 from evtools._errors import InvalidInputError
 from evtools._memmap import progress_bar, row_sink
 
-from ._persample import L2_METHODS, REDUCTIONS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
+from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -124,8 +125,7 @@ def filter_gradient_norms(
     """
     if not isinstance(model, nn.Module):
         raise InvalidInputError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if reduction not in REDUCTIONS:
-        raise InvalidInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    check_reduction(reduction)
     if l2_method not in L2_METHODS:
         raise InvalidInputError(f"l2_method must be one of {L2_METHODS}, got {l2_method!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
