@@ -53,7 +53,7 @@ def check_finite(arr, name):
                 "drop or impute NaN/inf before fitting"
             )
         return
-    chunk = max(1, 2**22 // max(1, arr.shape[1]))  # rows per pass, in storage order for C arrays
+    chunk = max(1, 2**20 // max(1, arr.shape[1]))  # rows per pass (a 1 MiB mask), in storage order for C arrays
     for i0 in range(0, arr.shape[0], chunk):
         if np.isfinite(arr[i0:i0 + chunk]).all():
             continue
