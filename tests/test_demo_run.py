@@ -93,7 +93,7 @@ def test_pot_hit_rate_is_reported_with_its_interval(demo):
 @pytest.mark.xfail(strict=True, reason=(
     "measured, not assumed: on the --quick demo network POT's top-5 does not find implanted filters more often "
     "than 5 random filters with either reference (the report says 'not shown'; on the full demo network it held "
-    "with the faulty model's reference only); strict, so this test fails loudly if it starts to hold"))
+    "by a small margin, see the README); strict, so this test fails loudly if it starts to hold"))
 @pytest.mark.parametrize("reference", ["faulty", "original"])
 def test_pot_finds_implanted_filters_more_often_than_random_filters(demo, reference):
     _, results, _ = demo
