@@ -33,13 +33,14 @@ def _sort_columns_into(out, G, j0, rows=4096):
     out.sort(axis=1)
 
 
-def _sorted_block(G, j0, j1, pool, n_threads):
-    """Columns j0:j1 of G sorted ascending, as an (n, B) Fortran-ordered array of G's dtype.
+def _sorted_block(G, j0, j1, buffer, pool, n_threads):
+    """Columns j0:j1 of G sorted ascending, as an (n, B) Fortran-ordered view of ``buffer``.
 
-    The copy and the sorts run in ``n_threads`` threads over column slices
-    (numpy releases the GIL for both).
+    ``buffer`` (at least (B, n), G's dtype) is reused from block to block, so
+    its pages are touched once. The copy and the sorts run in ``n_threads``
+    threads over column slices (numpy releases the GIL for both).
     """
-    T = np.empty((j1 - j0, G.shape[0]), dtype=G.dtype)
+    T = buffer[:j1 - j0]
     edges = np.linspace(0, j1 - j0, n_threads + 1).astype(int)
     jobs = [(T[a:b], j0 + a) for a, b in zip(edges[:-1], edges[1:]) if b > a]
     list(pool.map(lambda job: _sort_columns_into(job[0], G, job[1]), jobs))
@@ -109,14 +110,14 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     parts = []
     n_threads = numba.get_num_threads()
     blocks = range(0, F, block_size)
+    buffer = np.empty((block_size, n_rows), dtype=G.dtype)
     with ThreadPoolExecutor(n_threads) as pool:
         for j0 in tqdm(blocks, desc="fit_tails", unit="block", disable=None if progress else True):
             j1 = min(j0 + block_size, F)
-            S = _sorted_block(G, j0, j1, pool, n_threads)
+            S = _sorted_block(G, j0, j1, buffer, pool, n_threads)
             t = np.ascontiguousarray(rule.thresholds_from_sorted(S, n_total), dtype=np.float64)
             parts.append((t, *K.fit_sorted_block(
                 S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))))
-            del S
     t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = (
         np.concatenate(c, axis=0) for c in zip(*parts))
     return TailModel(
