@@ -25,7 +25,7 @@ from .threshold import Quantile, ThresholdRule
 _BLOCK_BYTES = 64 * 2**20  # working copy of one block of columns
 
 
-def _sort_columns_into(out, G, j0, rows=4096):
+def _sort_columns_into(out, G, j0, rows=64):
     """Copy G[:, j0:j0 + len(out)] transposed into ``out`` (B, n) and sort each row."""
     B = out.shape[0]
     for i in range(0, G.shape[0], rows):  # row chunks keep the transposing copy in cache
