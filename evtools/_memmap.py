@@ -186,3 +186,46 @@ def progress_bar(total=None, *, enabled=True, desc=None, unit="sample"):
         Use as a context manager; advance with ``bar.update(n)``.
     """
     return tqdm(total=total, desc=desc, unit=unit, disable=None if enabled else True, dynamic_ncols=True)
+
+
+def batch_iterator(data, is_array, kind):
+    """The raw batches of an adapter's ``data`` argument and the number of samples, if known.
+
+    Parameters
+    ----------
+    data : an ``(inputs, targets)`` pair whose items satisfy ``is_array``, or any
+        iterable of such pairs (a DataLoader: its ``dataset`` gives the total).
+    is_array : callable, the framework's array test.
+    kind : str, the framework's word for arrays, for the error message.
+
+    Returns
+    -------
+    iterator, int or None
+    """
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(is_array(v) for v in data):
+        shape = data[0].shape
+        return iter([data]), (shape[0] if len(shape) else None)
+    try:
+        iterator = iter(data)
+    except TypeError:
+        raise InvalidInputError(
+            f"data must be an (inputs, targets) pair of {kind} or an iterable of such batches, "
+            f"got {type(data).__name__}"
+        ) from None
+    dataset = getattr(data, "dataset", None)
+    try:
+        total = len(dataset) if dataset is not None else None
+    except TypeError:
+        total = None
+    return iterator, total
+
+
+def check_pair(batch, number):
+    """Raise unless batch number ``number`` is an ``(inputs, targets)`` pair; return the pair."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise InvalidInputError(
+            f"batch {number} is a {type(batch).__name__}"
+            + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
+            + "; each batch must be an (inputs, targets) pair"
+        )
+    return batch[0], batch[1]

@@ -21,7 +21,7 @@ import numpy as np
 from evtools import FilterIndex
 from evtools.filters import check_reduction
 from evtools._errors import InvalidInputError
-from evtools._memmap import progress_bar, row_sink
+from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink
 
 from ._trace import conv_kernels
 
@@ -159,7 +159,7 @@ def filter_gradient_norms(
     leaves, treedef = _check_params(params)
     params = jax.tree_util.tree_unflatten(treedef, leaves)
 
-    batches, total = _batches(data)
+    batches, total = batch_iterator(data, _is_array, "arrays")
     first = next(batches, None)
     if first is None:
         raise InvalidInputError("data holds no samples")
@@ -301,34 +301,9 @@ def _is_array(value):
     return isinstance(value, (jax.Array, np.ndarray)) or (hasattr(value, "__array__") and hasattr(value, "shape"))
 
 
-def _batches(data):
-    """An iterator of raw batches and the number of samples if known."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(_is_array(v) for v in data):
-        return iter([data]), (data[0].shape[0] if len(data[0].shape) else None)
-    try:
-        iterator = iter(data)
-    except TypeError:
-        raise InvalidInputError(
-            f"data must be an (inputs, targets) pair of arrays or an iterable of such batches, "
-            f"got {type(data).__name__}"
-        ) from None
-    dataset = getattr(data, "dataset", None)
-    try:
-        total = len(dataset) if dataset is not None else None
-    except TypeError:
-        total = None
-    return iterator, total
-
-
 def _check_batch(batch, number):
     """Validate one ``(inputs, targets)`` batch: inputs as a JAX or numpy array, targets as numpy."""
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        raise InvalidInputError(
-            f"batch {number} is a {type(batch).__name__}"
-            + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-            + "; each batch must be an (inputs, targets) pair"
-        )
-    inputs, targets = batch
+    inputs, targets = check_pair(batch, number)
     if not isinstance(inputs, jax.Array):
         inputs = np.asarray(inputs)
     targets = np.asarray(targets)

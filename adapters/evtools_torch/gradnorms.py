@@ -19,7 +19,7 @@ from torch import nn
 from evtools import FilterIndex
 from evtools.filters import check_reduction
 from evtools._errors import InvalidInputError
-from evtools._memmap import progress_bar, row_sink
+from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink
 
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
 
@@ -141,7 +141,7 @@ def filter_gradient_norms(
     )
     device, move = _check_device(convs, device)
     dtype = np.float64 if convs[0][1].weight.dtype == torch.float64 else np.float32
-    batches, total = _batches(data)
+    batches, total = batch_iterator(data, lambda v: isinstance(v, torch.Tensor), "tensors")
     sink = row_sink(out, len(index), dtype)
     recorder = _Recorder(convs, reduction, l2_method, torch.float64 if dtype == np.float64 else torch.float32)
     modes = [(module, module.training) for module in model.modules()]
@@ -243,34 +243,9 @@ def _same_device(a, b):
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def _batches(data):
-    """An iterator of raw batches and the number of samples if known."""
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return iter([data]), (data[0].shape[0] if data[0].ndim else None)
-    try:
-        iterator = iter(data)
-    except TypeError:
-        raise InvalidInputError(
-            f"data must be an (inputs, targets) pair of tensors or an iterable of such batches, "
-            f"got {type(data).__name__}"
-        ) from None
-    dataset = getattr(data, "dataset", None)
-    try:
-        total = len(dataset) if dataset is not None else None
-    except TypeError:
-        total = None
-    return iterator, total
-
-
 def _check_batch(batch, number, device, move):
     """Validate one ``(inputs, targets)`` batch and move it to ``device`` (or check it is there)."""
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        raise InvalidInputError(
-            f"batch {number} is a {type(batch).__name__}"
-            + (f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else "")
-            + "; each batch must be an (inputs, targets) pair"
-        )
-    inputs, targets = batch
+    inputs, targets = check_pair(batch, number)
     if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
         raise InvalidInputError(
             f"batch {number}: inputs and targets must be tensors, got "
