@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 import evtools as ev  # noqa: E402
 from evtools._memmap import NpyRowWriter  # noqa: E402
-from evtools.tails import _BLOCK_BYTES  # noqa: E402
+from evtools._blocks import BLOCK_BYTES  # noqa: E402
 from tests.reference.spot import spot_grimshaw  # noqa: E402
 from tests.reference.spot_naive import NaiveSPOT  # noqa: E402
 
@@ -119,7 +119,7 @@ def bench_memmap(args):
             tail = ev.fit_tails(M, threshold=ev.Quantile(0.98), method="mle", progress=False)
             fit_s = time.perf_counter() - t0
         model_bytes = sum(getattr(tail, k).nbytes for k in ev.TailModel._ARRAYS)
-        bound = base + 3 * _BLOCK_BYTES + model_bytes + 64 * 2**20
+        bound = base + 3 * BLOCK_BYTES + model_bytes + 64 * 2**20
         check = ev.fit_tails(np.array(M[:, :64]), threshold=ev.Quantile(0.98), progress=False)
         same = all(np.array_equal(getattr(check, k), getattr(tail, k)[:64], equal_nan=True)
                    for k in ev.TailModel._ARRAYS)

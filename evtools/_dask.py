@@ -18,6 +18,7 @@ import threading
 
 import numpy as np
 
+from ._blocks import default_block_size
 from ._errors import InvalidInputError
 
 # One block's numba kernels at a time per process: each already uses every
@@ -104,11 +105,9 @@ def fit_tails_dask(G, *, block_size=None, **kwargs):
     """
     import dask
 
-    from .tails import _BLOCK_BYTES
-
     n_rows, n_cols = G.shape
     if block_size is None:
-        block_size = max(1, _BLOCK_BYTES // (G.dtype.itemsize * n_rows))
+        block_size = default_block_size(n_rows, G.dtype.itemsize, n_cols)
     block_size = int(min(block_size, n_cols))
     if block_size < 1:
         raise InvalidInputError(f"block_size must be at least 1, got {block_size}")

@@ -203,6 +203,16 @@ def _is_degenerate(y):
     return True
 
 
+@njit(cache=True)
+def _sample_status(y):
+    """``NOT_CONVERGED`` if ``y`` breaks the contract, ``CONSTANT`` without spread, else ``OK``."""
+    if _is_invalid(y):
+        return NOT_CONVERGED
+    if _is_degenerate(y):
+        return CONSTANT
+    return OK
+
+
 # ---------------------------------------------------------------------------
 # Maximum likelihood (Grimshaw 1993)
 # ---------------------------------------------------------------------------
@@ -475,10 +485,9 @@ def mle_fit(y):
         (NaN returned); ``CONSTANT``.
     """
     n = y.size
-    if _is_invalid(y):
-        return _NAN, _NAN, _NAN, NOT_CONVERGED
-    if _is_degenerate(y):
-        return _NAN, _NAN, _NAN, CONSTANT
+    status = _sample_status(y)
+    if status != OK:
+        return _NAN, _NAN, _NAN, status
     ymax = 0.0
     ymin_pos = _INF
     sum_log = 0.0
@@ -550,10 +559,9 @@ def pwm_fit(y):
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
     ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
     """
-    if _is_invalid(y):
-        return _NAN, _NAN, NOT_CONVERGED
-    if _is_degenerate(y):
-        return _NAN, _NAN, CONSTANT
+    status = _sample_status(y)
+    if status != OK:
+        return _NAN, _NAN, status
     ys = np.sort(y)
     n = ys.size
     a0 = 0.0
@@ -579,10 +587,9 @@ def mom_fit(y):
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
     ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
     """
-    if _is_invalid(y):
-        return _NAN, _NAN, NOT_CONVERGED
-    if _is_degenerate(y):
-        return _NAN, _NAN, CONSTANT
+    status = _sample_status(y)
+    if status != OK:
+        return _NAN, _NAN, status
     n = y.size
     ymax = 0.0
     for i in range(n):
@@ -635,10 +642,9 @@ def zhang_fit(y):
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
     ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
     """
-    if _is_invalid(y):
-        return _NAN, _NAN, NOT_CONVERGED
-    if _is_degenerate(y):
-        return _NAN, _NAN, CONSTANT
+    status = _sample_status(y)
+    if status != OK:
+        return _NAN, _NAN, status
     n = y.size
     ys = np.sort(y)
     ymax = ys[n - 1]

@@ -8,44 +8,16 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
-
-import numba
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import _gof_kernels as GK
 from . import _tail_kernels as K
+from ._blocks import sorted_column_blocks
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
 from .threshold import Quantile, ThresholdRule
-
-_BLOCK_BYTES = 64 * 2**20  # working copy of one block of columns
-
-
-def _sort_columns_into(out, G, j0, rows=64):
-    """Copy G[:, j0:j0 + len(out)] transposed into ``out`` (B, n) and sort each row."""
-    B = out.shape[0]
-    for i in range(0, G.shape[0], rows):  # row chunks keep the transposing copy in cache
-        out[:, i:i + rows] = G[i:i + rows, j0:j0 + B].T
-    out.sort(axis=1)
-
-
-def _sorted_block(G, j0, j1, buffer, pool, n_threads):
-    """Columns j0:j1 of G sorted ascending, as an (n, B) Fortran-ordered view of ``buffer``.
-
-    ``buffer`` (at least (B, n), G's dtype) is reused from block to block, so
-    its pages are touched once. The copy and the sorts run in ``n_threads``
-    threads over column slices (numpy releases the GIL for both).
-    """
-    T = buffer[:j1 - j0]
-    edges = np.linspace(0, j1 - j0, n_threads + 1).astype(int)
-    jobs = [(T[a:b], j0 + a) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-    list(pool.map(lambda job: _sort_columns_into(job[0], G, job[1]), jobs))
-    return T.T
-
 
 def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
               n_knots=64, block_size=None, progress=True):
@@ -103,21 +75,11 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     if is_dask_array(G):  # the same fit mapped over column blocks (evtools._dask)
         return fit_tails_dask(G, threshold=rule, method=method, min_exceed=int(min_exceed),
                               n_samples=n_samples, n_knots=int(n_knots), block_size=block_size)
-    if block_size is None:
-        block_size = max(1, _BLOCK_BYTES // (G.itemsize * n_rows))
-    block_size = int(min(block_size, F))
-
     parts = []
-    n_threads = numba.get_num_threads()
-    blocks = range(0, F, block_size)
-    buffer = np.empty((block_size, n_rows), dtype=G.dtype)
-    with ThreadPoolExecutor(n_threads) as pool:
-        for j0 in tqdm(blocks, desc="fit_tails", unit="block", disable=None if progress else True):
-            j1 = min(j0 + block_size, F)
-            S = _sorted_block(G, j0, j1, buffer, pool, n_threads)
-            t = np.ascontiguousarray(rule.thresholds_from_sorted(S, n_total), dtype=np.float64)
-            parts.append((t, *K.fit_sorted_block(
-                S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))))
+    for _, _, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
+        t = np.ascontiguousarray(rule.thresholds_from_sorted(S, n_total), dtype=np.float64)
+        parts.append((t, *K.fit_sorted_block(
+            S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))))
     t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = (
         np.concatenate(c, axis=0) for c in zip(*parts))
     return TailModel(

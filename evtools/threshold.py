@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _gof_kernels as _GK
+from ._blocks import sorted_column_blocks
 from ._errors import InvalidInputError
 from ._validation import as_matrix, check_probability
 
@@ -52,8 +53,7 @@ class ThresholdRule:
         ndarray, shape (n_filters,), float64
         """
         G = as_matrix(G, "G")
-        S = np.sort(np.asfortranarray(G, dtype=np.float64), axis=0)
-        return self.thresholds_from_sorted(S)
+        return np.concatenate([self.thresholds_from_sorted(S) for _, _, S in sorted_column_blocks(G)])
 
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -252,8 +252,9 @@ class ForwardStop(ThresholdRule):
             ``n_exceed``.
         """
         G = as_matrix(G, "G")
-        S = np.sort(np.asfortranarray(G, dtype=np.float64), axis=0)
-        threshold, chosen, flag, cand, pvalue, sigma, xi, n_exceed = self._run(S, None)
+        blocks = [self._run(S, None) for _, _, S in sorted_column_blocks(G)]
+        threshold, chosen, flag, cand, pvalue, sigma, xi, n_exceed = (
+            np.concatenate(parts, axis=-1) for parts in zip(*blocks))
         return {
             "candidates": np.array(self.candidates), "threshold": threshold, "chosen": chosen,
             "flag": flag, "candidate_threshold": cand, "pvalue": pvalue, "sigma": sigma, "xi": xi,
