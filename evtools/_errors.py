@@ -16,3 +16,11 @@ class InvalidInputError(EvtoolsError, ValueError):
 
 class NotFittedError(EvtoolsError, AttributeError):
     """A method that needs fitted state was called before ``fit``."""
+
+
+class UnsupportedModelError(EvtoolsError):
+    """A model's layer is one an adapter cannot give exact per-filter columns for.
+
+    The message names the layer, the reason and the way out (usually leaving
+    the layer out with ``filters=``).
+    """

@@ -338,3 +338,188 @@ def test_errors():
     _raises("logits of shape", lambda p, x: apply_fn(p, x)[:, 0], params, (x, y))
     _raises("pair", apply_fn, params, 3)
     _raises("batch 1 is a tuple of length 1", apply_fn, params, [(x, y), (x,)])
+
+
+# ---- real parameters: transformed, stacked and shared kernels ----------------------------------
+
+
+def _float64(tree, seed=0):
+    """Every leaf as float64, scaled by random factors in [0.5, 1.5] (so unit scales are not all alike)."""
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_map(lambda a: np.asarray(np.asarray(a) * rng.uniform(0.5, 1.5, np.shape(a)), np.float64),
+                                  tree)
+
+
+class Normed(linen.Module):
+    """A WeightNorm-ed convolution (scale per filter, or one scale for the whole kernel), a SpectralNorm-ed one."""
+
+    scale_per_filter: bool = True
+
+    @linen.compact
+    def __call__(self, x):
+        axes = -1 if self.scale_per_filter else None
+        x = linen.relu(linen.WeightNorm(linen.Conv(4, (3, 3), name="conv"), feature_axes=axes, name="wn")(x))
+        x = linen.SpectralNorm(linen.Conv(5, (3, 3), strides=2, name="sconv"), name="sn")(x, update_stats=False)
+        return linen.Dense(3)(linen.relu(x).mean((1, 2)))
+
+
+def _normed_case(scale_per_filter=True, n=5):
+    model = Normed(scale_per_filter)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((n, 8, 8, 3))
+    variables = _float64(model.init(jax.random.key(0), x[:1].astype(np.float32)))
+    return model.apply, variables, x, rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_weight_norm_and_spectral_norm_columns_per_real_parameter(x64, reduction):
+    """Columns for the raw kernels and the WeightNorm scale (one weight per filter), equal to the loop over
+    the parameters; the SpectralNorm's u vector (a batch statistic behind stop_gradient) is not a parameter."""
+    apply_fn, variables, x, y = _normed_case()
+    G, index = filter_gradient_norms(apply_fn, variables, (x, y), reduction=reduction, progress=False)
+    assert index.layers() == ["conv", "wn.conv/kernel/scale", "sconv"]
+    np.testing.assert_array_equal(index.n_weights, np.repeat([27, 1, 36], [4, 4, 5]))
+    ref = _loop(apply_fn, variables, x, y, reduction, index)
+    assert G.shape == ref.shape == (5, 13) and (ref > 0).all()
+    _assert_rows_close(G, ref, 1e-9)
+
+
+def test_weight_norm_with_one_scale_is_refused_by_name(x64, batched):
+    """A scalar WeightNorm scale has no output filters: refused, naming it, the convolution and the way out,
+    which gives the loop's columns for the other parameters."""
+    apply_fn, variables, x, y = _normed_case(scale_per_filter=False)
+    with pytest.raises(ev.UnsupportedModelError) as error:
+        filter_gradient_norms(apply_fn, variables, (x, y), progress=False)
+    message = str(error.value)
+    for part in ("'wn.conv/kernel/scale'", "Normed/wn/conv", "broadcast over all filters",
+                 "filters=['conv', 'sconv']", "close over it"):
+        assert part in message
+    _raises_unsupported("wn.conv/kernel/scale", apply_fn, variables, (x, y), filters=["sconv", "wn.conv/kernel/scale"])
+    G, index = filter_gradient_norms(apply_fn, variables, (x, y), filters=["conv", "sconv"], reduction="l2",
+                                     batch_size=2, progress=False)
+    _assert_rows_close(G, _loop(apply_fn, variables, x, y, "l2", index), 1e-9)
+
+
+def _raises_unsupported(match, *args, **kwargs):
+    kwargs.setdefault("progress", False)
+    with pytest.raises(ev.UnsupportedModelError, match=match):
+        filter_gradient_norms(*args, **kwargs)
+
+
+class NnxNormed(nnx.Module):
+    def __init__(self, rngs):
+        self.wn = nnx.WeightNorm(nnx.Conv(3, 4, (3, 3), rngs=rngs), rngs=rngs)
+        self.sn = nnx.SpectralNorm(nnx.Conv(4, 5, (3, 3), rngs=rngs), update_stats=False, rngs=rngs)
+        self.fc = nnx.Linear(5, 3, rngs=rngs)
+
+    def __call__(self, x):
+        return self.fc(jax.nn.relu(self.sn(jax.nn.relu(self.wn(x)))).mean((1, 2)))
+
+
+def test_flax_nnx_weight_norm_and_spectral_norm(x64):
+    graphdef, state = nnx.split(NnxNormed(nnx.Rngs(0)))
+    state = _float64(state)
+    apply_fn = functools.partial(_nnx_apply, graphdef)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((4, 7, 7, 3)), np.array([0, 2, 1, 2])
+    G, index = filter_gradient_norms(apply_fn, state, (x, y), reduction="mean_abs", progress=False)
+    assert index.layers() == ["wn.layer_instance", "wn.scales", "sn.layer_instance"]
+    _assert_rows_close(G, _loop(apply_fn, state, x, y, "mean_abs", index), 1e-9)
+
+
+class StdConv(linen.Module):
+    """Weight standardisation (BiT's StdConv): the kernel is centred and scaled per filter before the convolution."""
+
+    features: int
+
+    @linen.compact
+    def __call__(self, x):
+        w = self.param("kernel", linen.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features), x.dtype)
+        mean = w.mean((0, 1, 2), keepdims=True)
+        w = (w - mean) / jnp.sqrt(w.var((0, 1, 2), keepdims=True) + 1e-5)
+        return lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class _ScanLayer(linen.Module):
+    @linen.compact
+    def __call__(self, carry, _):
+        return linen.relu(linen.Conv(3, (3, 3))(carry)), None
+
+
+class Stacked(linen.Module):
+    """Two layers with stacked kernels under nn.scan."""
+
+    @linen.compact
+    def __call__(self, x):
+        layers = linen.scan(_ScanLayer, variable_axes={"params": 0}, split_rngs={"params": True}, length=2)
+        return linen.Dense(3)(layers(name="layers")(x, None)[0].mean((1, 2)))
+
+
+def test_standardised_kernel_equals_the_loop(x64):
+    model = linen.Sequential([StdConv(4), linen.relu, StdConv(5), lambda x: x.mean((1, 2)), linen.Dense(3)])
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((4, 6, 6, 2)), rng.integers(0, 3, 4)
+    variables = _float64(model.init(jax.random.key(0), x[:1]))
+    G, index = filter_gradient_norms(model.apply, variables, (x, y), reduction="l1", progress=False)
+    assert index.layers() == ["layers_0", "layers_2"]
+    _assert_rows_close(G, _loop(model.apply, variables, x, y, "l1", index), 1e-9)
+
+
+def test_stacked_kernels_are_refused_not_left_out(x64):
+    model = Stacked()
+    x, y = np.random.default_rng(0).standard_normal((2, 5, 5, 3)), np.array([0, 1])
+    variables = _float64(model.init(jax.random.key(0), x[:1]))
+    _raises_unsupported(r"'layers.Conv_0' has no output filters.*scan loop.*unroll", model.apply, variables, (x, y))
+
+
+def shared_apply(params, x):
+    """One kernel used by two plain-lax convolutions (the second under jax.jit), a third convolution
+    using the same kernel transposed and flipped (conv_transpose with transpose_kernel=True) from
+    ``params["tied"]``."""
+    dn = ("NHWC", "HWIO", "NHWC")
+    w = params["shared"]
+
+    @jax.jit
+    def strided(x, w):
+        return lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=dn)
+
+    x = jax.nn.relu(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn))
+    x = jax.nn.relu(strided(x, w))
+    x = jax.nn.relu(lax.conv_transpose(x, params["tied"], (2, 2), "SAME", dimension_numbers=dn,
+                                       transpose_kernel=True))
+    return x.mean((1, 2)) @ params["fc"]
+
+
+def _shared_params(tied_shape=(3, 3, 5, 4), seed=0):
+    rng = np.random.default_rng(seed)
+    return {"shared": rng.standard_normal((3, 3, 4, 4)) * 0.3, "tied": rng.standard_normal(tied_shape) * 0.3,
+            "fc": rng.standard_normal((5, 3))}
+
+
+def test_shared_kernel_gets_one_set_of_columns_summed_over_uses(x64, batched):
+    """``shared`` (two convolutions) has one set of 4 columns; ``tied`` (a transposed convolution whose
+    kernel is flipped and has its in/out axes swapped) has its filters along axis 2."""
+    params = _shared_params()
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((5, 6, 6, 4)), rng.integers(0, 3, 5)
+    G, index = filter_gradient_norms(shared_apply, params, (x, y), reduction="l2", progress=False)
+    assert index.layers() == ["shared", "tied"] and G.shape == (5, 9)
+    ref = _loop(shared_apply, params, x, y, "l2", index, out_axis={"shared": -1, "tied": 2})
+    _assert_rows_close(G, ref, 1e-9)
+
+
+def tied_apply(params, x):
+    """A convolution and a transposed convolution sharing one kernel (a tied autoencoder)."""
+    dn = ("NHWC", "HWIO", "NHWC")
+    w = params["w"]
+    h = jax.nn.relu(lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=dn))
+    out = lax.conv_transpose(h, w, (2, 2), "SAME", dimension_numbers=dn, transpose_kernel=True)
+    return out.mean((1, 2)) @ params["fc"]
+
+
+def test_kernel_shared_along_different_filter_axes_is_refused(x64):
+    rng = np.random.default_rng(0)
+    params = {"w": rng.standard_normal((3, 3, 4, 6)), "fc": rng.standard_normal((4, 3))}
+    x, y = rng.standard_normal((2, 6, 6, 4)), np.array([0, 1])
+    _raises_unsupported(r"'w' has no output filters.*different axes: axis 2 for convolution 1.*axis 3 for "
+                        r"convolution 0", tied_apply, params, (x, y))

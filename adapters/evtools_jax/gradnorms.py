@@ -20,7 +20,7 @@ import numpy as np
 
 from evtools import FilterIndex
 from evtools.filters import check_reduction
-from evtools._errors import InvalidInputError
+from evtools._errors import InvalidInputError, UnsupportedModelError
 from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink
 
 from ._trace import conv_kernels
@@ -164,7 +164,7 @@ def filter_gradient_norms(
     if first is None:
         raise InvalidInputError("data holds no samples")
     inputs, targets = _check_batch(first, 0)
-    kernels = _select(conv_kernels(apply_fn, params, inputs[:1]), filters)
+    kernels = _select(*conv_kernels(apply_fn, params, inputs[:1]), filters)
     index = FilterIndex.from_layers(
         [k.name for k in kernels],
         [k.shape[k.out_axis] for k in kernels],
@@ -271,29 +271,38 @@ def _check_params(params):
     return leaves, treedef
 
 
-def _select(kernels, filters):
-    """The kernels named in ``filters`` (all when None), in forward order."""
-    if not kernels:
+def _select(kernels, refused, filters):
+    """The kernels named in ``filters`` (all when None), in forward order; a refused one selected raises."""
+    if not kernels and not refused:
         raise InvalidInputError(
             "apply_fn uses no parameter of params as a convolution kernel: filter gradient norms need convolutions "
-            "(a leaf of params that enters lax.conv_general_dilated as its kernel)"
+            "(a leaf of params that lax.conv_general_dilated's kernel is made from)"
         )
+    names = [k.name for k in kernels] + [r.name for r in refused]
     if filters is None:
-        return kernels
-    if isinstance(filters, str):
-        filters = [filters]
-    names = [k.name for k in kernels]
-    wanted = []
-    for item in filters:
-        if not isinstance(item, str):
-            raise InvalidInputError(f"filters must hold layer names (str), got {type(item).__name__}")
-        if item not in names:
-            raise InvalidInputError(f"filters: no convolution named {item!r}; the convolutions are {names}")
-        if item in wanted:
-            raise InvalidInputError(f"filters: {item!r} is listed twice")
-        wanted.append(item)
-    if not wanted:
-        raise InvalidInputError("filters is empty; pass None for every convolution")
+        wanted = names
+    else:
+        if isinstance(filters, str):
+            filters = [filters]
+        wanted = []
+        for item in filters:
+            if not isinstance(item, str):
+                raise InvalidInputError(f"filters must hold layer names (str), got {type(item).__name__}")
+            if item not in names:
+                raise InvalidInputError(f"filters: no convolution named {item!r}; the convolutions are {names}")
+            if item in wanted:
+                raise InvalidInputError(f"filters: {item!r} is listed twice")
+            wanted.append(item)
+        if not wanted:
+            raise InvalidInputError("filters is empty; pass None for every convolution")
+    for refusal in refused:
+        if refusal.name in wanted:
+            others = [name for name in names if name not in {r.name for r in refused}]
+            leave_out = f"leave it out with filters={others!r}, or " if others else ""
+            raise UnsupportedModelError(
+                f"parameter {refusal.name!r} has no output filters, so it cannot have exact per-filter columns: "
+                f"{refusal.reason}. Either {leave_out}close over it in apply_fn so that it is a constant"
+            )
     return [k for k in kernels if k.name in wanted]
 
 

@@ -31,8 +31,9 @@ def filter_gradient_norms_loop(apply_fn, params, inputs, targets, reduction="mea
     layers : sequence of str, optional
         Layer names (``evtools_jax._trace.layer_name`` of the kernel's path) in
         column order. Default: the Flax kernels in pytree order.
-    out_axis : int
-        Axis of every kernel that holds the filters.
+    out_axis : int or dict
+        Axis of every kernel that holds the filters, or a dict giving it by
+        layer name (-1 for layers not in the dict).
 
     Returns
     -------
@@ -49,7 +50,8 @@ def filter_gradient_norms_loop(apply_fn, params, inputs, targets, reduction="mea
         leaves = jax.tree_util.tree_leaves(_sample_grad(apply_fn, loss, params, inputs[i], targets[i]))
         row = []
         for name in layers:
-            g = np.moveaxis(np.asarray(leaves[names[name]], dtype=np.float64), out_axis, -1)
+            axis = out_axis.get(name, -1) if isinstance(out_axis, dict) else out_axis
+            g = np.moveaxis(np.asarray(leaves[names[name]], dtype=np.float64), axis, -1)
             g = g.reshape(-1, g.shape[-1])
             if reduction == "mean_abs":
                 row.append(np.abs(g).mean(0))
