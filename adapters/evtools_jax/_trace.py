@@ -33,7 +33,7 @@ from jax.extend.core import Literal
 _CONV = "conv_general_dilated"
 _CUT = frozenset({"stop_gradient"})
 # operations whose output element depends on the operand elements at the same position
-# (operands of another shape are scalars broadcast over the output)
+# (an operand of length 1 along an axis is broadcast along it)
 _ELEMENTWISE = frozenset({
     "abs", "add", "add_any", "atan2", "clamp", "convert_element_type", "copy", "copy_p", "cos", "div", "erf",
     "exp", "exp2", "expm1", "integer_pow", "log", "log1p", "logistic", "max", "min", "mul", "neg", "pow",
@@ -311,12 +311,13 @@ def _describe(eqn, number):
     where = str(eqn.source_info.name_stack)
     return f"convolution {number} ({where})" if where else f"convolution {number} of the forward pass"
 def layer_name(path):
-    """Layer name of a kernel from its path in the parameters.
+    """Layer name of a parameter from its path in the parameters.
 
-    The path's keys joined by ``"."``, without a leading ``"params"``
-    (Flax linen's collection), a trailing ``"value"`` (Flax NNX's variable)
-    and the kernel's own key ``"kernel"`` or ``"weight"``: the module path, the
-    name PyTorch gives the same module. ``{"params": {"block": {"conv1":
+    The path's keys joined by ``"."`` (a tuple key of NNX gives one key per
+    item), without a leading ``"params"`` (Flax linen's collection), a
+    trailing ``"value"`` (Flax NNX's variable) and the kernel's own key
+    ``"kernel"`` or ``"weight"``: the module path, the name PyTorch gives the
+    same module. ``{"params": {"block": {"conv1":
     {"kernel": ...}}}}`` gives ``"block.conv1"``.
 
     Parameters

@@ -48,8 +48,11 @@ def filter_gradient_norms(
     """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
 
     Row ``i``, column ``j`` of ``G`` is a norm of the gradient of sample
-    ``i``'s loss with respect to the weights of filter ``j`` (one output
-    channel of one convolution kernel), as in Levin et al. (2022).
+    ``i``'s loss with respect to the weights of filter ``j``, as in Levin et
+    al. (2022): one output filter of one *real parameter*, a leaf of
+    ``params`` that a convolution kernel is made from (the kernel itself, or
+    the raw kernel and scale behind a ``WeightNorm``), its gradient summed over
+    every use of the parameter, as a one-sample ``jax.grad`` loop gives it.
 
     Parameters
     ----------
@@ -63,9 +66,9 @@ def filter_gradient_norms(
         argument of :func:`jax.jit`, so calls with the same ``apply_fn``
         reuse the compiled code.
     params : pytree of arrays
-        Everything ``apply_fn`` takes as its first argument. Only the
-        convolution kernels among the leaves are differentiated; the other
-        leaves (biases, batch statistics, dense layers) are constants.
+        Everything ``apply_fn`` takes as its first argument. Only the real
+        parameters of the convolutions are differentiated; the other leaves
+        (biases, batch statistics, dense layers) are constants.
     data : (array, array) or iterable of (array, array)
         One ``(inputs, targets)`` pair, or an iterable of such batches (numpy
         or JAX arrays, or anything :func:`numpy.asarray` takes, e.g. the CPU
@@ -81,12 +84,12 @@ def filter_gradient_norms(
         (n, ..., n_classes)) the per-sample loss is the mean over them.
     reduction : {"mean_abs", "l1", "l2"}
         Norm of each filter's gradient ``g`` (its ``n_weights`` weight
-        gradients; the bias is excluded): ``mean(|g|)`` (Levin et al.),
+        gradients; the bias is not a real parameter of the kernel): ``mean(|g|)`` (Levin et al.),
         ``sum(|g|)`` or ``sqrt(sum(g**2))``.
     filters : sequence of str, optional
-        Convolution layers to include, by name (as in the returned index).
-        Default: every convolution kernel. Columns follow the forward pass
-        whatever the order given.
+        Real parameters to include, by name (as in the returned index).
+        Default: every one. Columns follow the forward pass whatever the
+        order given.
     batch_size : int
         Samples per compiled call on an accelerator (memory grows with
         ``batch_size`` times the number of convolution weights) and per block
@@ -107,9 +110,10 @@ def filter_gradient_norms(
         float64 when a selected kernel is float64 (``jax_enable_x64``), else
         float32. Rows follow ``data``'s order.
     index : evtools.FilterIndex
-        Per column: layer name, channel, depth (order of the layer's first use
-        in the forward pass) and number of weights (``prod(window) * in /
-        groups``). The layer name is the kernel's path in ``params`` without
+        Per column: layer name, channel, depth (order of the parameter's first
+        use in the forward pass) and number of weights per filter
+        (``prod(window) * in / groups`` for a kernel, 1 for a per-filter
+        scale). The layer name is the parameter's path in ``params`` without
         the ``"params"`` collection, a trailing ``"value"`` and the final
         ``"kernel"``/``"weight"`` key: ``"block.conv1"``, the name PyTorch
         gives the same module.
@@ -122,16 +126,23 @@ def filter_gradient_norms(
         of equal length, targets out of range or of the wrong shape, a loss
         that is not one value per sample or is not finite, or a non-finite
         gradient norm.
+    evtools.UnsupportedModelError
+        For a selected parameter a kernel depends on that has no output
+        filters (a scalar scale, stacked ``nn.scan`` kernels, a kernel shared
+        along different filter axes): the message names it, the convolution
+        and the way out (``filters=`` without it).
 
     Notes
     -----
-    A parameter leaf is a convolution kernel when the forward pass, traced
-    once with :func:`jax.make_jaxpr`, feeds it to ``lax.conv_general_dilated``
-    as its kernel (unchanged or cast to another dtype); its output-channel
-    axis is read from the convolution's dimension numbers, so Flax's
-    ``(*window, in, out)`` and Equinox's ``(out, in, *window)`` layouts are
-    both understood. A kernel used by several convolutions (shared weights)
-    gets the norm of its summed gradient. Each sample's loss is computed on
+    The forward pass is traced once with :func:`jax.make_jaxpr`; walking back
+    from the kernel of every ``lax.conv_general_dilated``, each float leaf it
+    depends on (not through ``stop_gradient``) is a real parameter, with the
+    axis that becomes the kernel's output-channel axis (read from the
+    convolution's dimension numbers, so Flax's ``(*window, in, out)`` and
+    Equinox's ``(out, in, *window)`` layouts are both understood) as its
+    filter axis; see ``evtools_jax._trace``. A parameter used several times
+    (shared weights) gets one set of columns, the norm of its summed
+    gradient. Each sample's loss is computed on
     that sample alone (``apply_fn`` sees a batch of one inside ``jax.vmap``),
     so rows do not depend on batch neighbours. A new input shape, dtype or
     ``apply_fn`` compiles anew; the compiled code is cached by JAX.
