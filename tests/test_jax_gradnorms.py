@@ -391,7 +391,7 @@ def test_weight_norm_with_one_scale_is_refused_by_name(x64, batched):
     with pytest.raises(ev.UnsupportedModelError) as error:
         filter_gradient_norms(apply_fn, variables, (x, y), progress=False)
     message = str(error.value)
-    for part in ("'wn.conv/kernel/scale'", "Normed/wn/conv", "broadcast over all filters",
+    for part in ("'wn.conv/kernel/scale'", "no output filters", "Normed/wn/conv", "broadcast over all filters",
                  "filters=['conv', 'sconv']", "close over it"):
         assert part in message
     _raises_unsupported("wn.conv/kernel/scale", apply_fn, variables, (x, y), filters=["sconv", "wn.conv/kernel/scale"])
@@ -469,7 +469,8 @@ def test_stacked_kernels_are_refused_not_left_out(x64):
     model = Stacked()
     x, y = np.random.default_rng(0).standard_normal((2, 5, 5, 3)), np.array([0, 1])
     variables = _float64(model.init(jax.random.key(0), x[:1]))
-    _raises_unsupported(r"'layers.Conv_0' has no output filters.*scan loop.*unroll", model.apply, variables, (x, y))
+    _raises_unsupported(r"'layers.Conv_0' cannot have exact per-filter columns: it has no output filters.*"
+                        r"scan loop.*unroll", model.apply, variables, (x, y))
 
 
 def shared_apply(params, x):
@@ -521,5 +522,5 @@ def test_kernel_shared_along_different_filter_axes_is_refused(x64):
     rng = np.random.default_rng(0)
     params = {"w": rng.standard_normal((3, 3, 4, 6)), "fc": rng.standard_normal((4, 3))}
     x, y = rng.standard_normal((2, 6, 6, 4)), np.array([0, 1])
-    _raises_unsupported(r"'w' has no output filters.*different axes: axis 2 for convolution 1.*axis 3 for "
+    _raises_unsupported(r"'w' cannot have exact per-filter columns: its filters lie along different axes: axis 2 for convolution 1.*axis 3 for "
                         r"convolution 0", tied_apply, params, (x, y))

@@ -136,7 +136,7 @@ def _conv_kernels(apply_fn, treedef, leaf_avals, input_aval):
             if isinstance(axis, int):
                 axes[position].setdefault(axis, conv)
             else:
-                reasons.setdefault(position, f"it reaches the kernel of {conv} only through {axis}")
+                reasons.setdefault(position, f"it has no output filters: it reaches the kernel of {conv} only through {axis}")
     kernels, refused = [], []
     for position in order:
         found = axes[position]
@@ -145,7 +145,7 @@ def _conv_kernels(apply_fn, treedef, leaf_avals, input_aval):
             kernels.append(Kernel(names[position], position, axis, leaf_avals[position][0]))
         elif found:
             uses = ", ".join(f"axis {axis} for {conv}" for axis, conv in sorted(found.items()))
-            refused.append(Refusal(names[position], f"its output filters lie along different axes: {uses}"))
+            refused.append(Refusal(names[position], f"its filters lie along different axes: {uses}"))
         else:
             refused.append(Refusal(names[position], reasons[position]))
     return tuple(kernels), tuple(refused)

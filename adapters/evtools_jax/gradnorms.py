@@ -309,10 +309,10 @@ def _select(kernels, refused, filters):
     for refusal in refused:
         if refusal.name in wanted:
             others = [name for name in names if name not in {r.name for r in refused}]
-            leave_out = f"leave it out with filters={others!r}, or " if others else ""
+            leave_out = f"Leave it out with filters={others!r}, or close" if others else "Close"
             raise UnsupportedModelError(
-                f"parameter {refusal.name!r} has no output filters, so it cannot have exact per-filter columns: "
-                f"{refusal.reason}. Either {leave_out}close over it in apply_fn so that it is a constant"
+                f"parameter {refusal.name!r} cannot have exact per-filter columns: {refusal.reason}. "
+                f"{leave_out} over it in apply_fn so that it is a constant"
             )
     return [k for k in kernels if k.name in wanted]
 
