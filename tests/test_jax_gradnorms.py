@@ -524,3 +524,29 @@ def test_kernel_shared_along_different_filter_axes_is_refused(x64):
     x, y = rng.standard_normal((2, 6, 6, 4)), np.array([0, 1])
     _raises_unsupported(r"'w' cannot have exact per-filter columns: its filters lie along different axes: axis 2 for convolution 1.*axis 3 for "
                         r"convolution 0", tied_apply, params, (x, y))
+
+
+class MaskedConv(linen.Module):
+    """A convolution whose kernel is multiplied by a mask from another collection and by a constant."""
+
+    constant: tuple
+
+    @linen.compact
+    def __call__(self, x):
+        kernel = self.param("kernel", linen.initializers.lecun_normal(), (3, 3, x.shape[-1], 4), x.dtype)
+        mask = self.variable("masks", "mask", lambda: jnp.ones(kernel.shape, x.dtype).at[1, 2].set(0.0))
+        w = kernel * mask.value * jnp.asarray(self.constant, x.dtype)
+        out = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return linen.Dense(3)(jax.nn.relu(out).mean((1, 2)))
+
+
+def test_masks_and_constants_are_not_parameters(x64):
+    """A mask in a collection other than "params" and an array apply_fn closes over are constants: the
+    raw kernel alone gets columns, equal to the loop's."""
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((4, 6, 6, 2)), rng.integers(0, 3, 4)
+    model = MaskedConv(tuple(rng.uniform(0.5, 2.0, 4)))
+    variables = _float64(model.init(jax.random.key(0), x[:1]))
+    G, index = filter_gradient_norms(model.apply, variables, (x, y), progress=False)
+    assert index.layers() == ["kernel"]
+    _assert_rows_close(G, _loop(model.apply, variables, x, y, "mean_abs", index), 1e-9)

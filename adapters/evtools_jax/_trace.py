@@ -121,8 +121,11 @@ def _conv_kernels(apply_fn, treedef, leaf_avals, input_aval):
     closed = jax.make_jaxpr(lambda leaves, x: apply_fn(jax.tree_util.tree_unflatten(treedef, leaves), x))(
         structs, jax.ShapeDtypeStruct(*input_aval)
     )
-    with_paths = jax.tree_util.tree_flatten_with_path(jax.tree_util.tree_unflatten(treedef, structs))[0]
+    tree = jax.tree_util.tree_unflatten(treedef, structs)
+    with_paths = jax.tree_util.tree_flatten_with_path(tree)[0]
     names = [layer_name(path) for path, _ in with_paths]
+    linen = isinstance(tree, dict) and _COLLECTION in tree  # Flax linen's variables: only "params" are parameters
+    is_param = [not linen or _key_names(path[0]) == [_COLLECTION] for path, _ in with_paths]
     top = _Scope(closed.jaxpr, None, None, len(structs), ())
     graph = _Graph()
     axes, reasons, order = {}, {}, []  # per leaf: {axis: conv}, first reason it has no axis; first-use order
@@ -130,6 +133,8 @@ def _conv_kernels(apply_fn, treedef, leaf_avals, input_aval):
         conv = _describe(eqn, number)
         sources = _sources(scope, eqn.invars[1], eqn.params["dimension_numbers"].rhs_spec[0], graph)
         for position, axis in sorted(sources, key=lambda s: (s[0], isinstance(s[1], str), str(s[1]))):
+            if not is_param[position]:
+                continue
             if position not in axes:
                 axes[position] = {}
                 order.append(position)
@@ -220,13 +225,15 @@ def _sources(scope, kernel, out_axis, graph):
         producers, inputs = graph(scope.jaxpr)
         if id(var) in inputs:
             stack.extend(_from_input(scope, inputs[id(var)], var, axis, found))
-        else:
+        elif id(var) in producers:
             stack.extend(_from_eqn(scope, *producers[id(var)], var, axis))
+        # else a constant of the jaxpr (an array apply_fn closes over): not a parameter
     return found
 
 
 def _is_float(var):
-    return np.issubdtype(np.dtype(var.aval.dtype), np.inexact)
+    dtype = getattr(getattr(var, "aval", None), "dtype", None)
+    return dtype is not None and jax.numpy.issubdtype(dtype, jax.numpy.inexact)  # False for PRNG keys
 
 
 def _from_input(scope, i, var, axis, found):
