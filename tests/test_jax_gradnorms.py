@@ -550,3 +550,26 @@ def test_masks_and_constants_are_not_parameters(x64):
     G, index = filter_gradient_norms(model.apply, variables, (x, y), progress=False)
     assert index.layers() == ["kernel"]
     _assert_rows_close(G, _loop(model.apply, variables, x, y, "mean_abs", index), 1e-9)
+
+
+def lora_apply(params, x):
+    """A convolution with a low-rank update (LoRA): kernel = w + reshape(A @ B) * 0.5."""
+    w = params["w"]
+    kernel = w + (params["A"] @ params["B"]).reshape(w.shape) * 0.5
+    out = lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.nn.relu(out).mean((1, 2)) @ params["fc"]
+
+
+def test_low_rank_factor_with_filters_gets_columns_and_the_other_is_refused(x64):
+    """B (rank, out) keeps the output axis through the matrix product and gets columns; A (window * in,
+    rank) has no filters and is refused; leaving A out gives the loop's columns for w and B."""
+    rng = np.random.default_rng(6)
+    params = {"w": rng.standard_normal((3, 3, 2, 5)) * 0.3, "A": rng.standard_normal((18, 2)) * 0.3,
+              "B": rng.standard_normal((2, 5)) * 0.3, "fc": rng.standard_normal((5, 3))}
+    x, y = rng.standard_normal((4, 6, 6, 2)), rng.integers(0, 3, 4)
+    _raises_unsupported(r"'A' cannot have exact per-filter columns: it has no output filters.*dot_general.*"
+                        r"filters=\['B', 'w'\]", lora_apply, params, (x, y))
+    G, index = filter_gradient_norms(lora_apply, params, (x, y), filters=["w", "B"], reduction="l2", progress=False)
+    assert index.layers() == ["B", "w"]
+    np.testing.assert_array_equal(index.n_weights, np.repeat([2, 18], 5))
+    _assert_rows_close(G, _loop(lora_apply, params, x, y, "l2", index), 1e-9)

@@ -15,10 +15,10 @@ itself (unchanged or cast), or the raw kernel and scale behind a
 ``WeightNorm``, ``SpectralNorm`` or any other transformation. The leaf's
 filter axis is the axis that becomes the kernel's output-channel axis along
 operations that keep axes apart (elementwise arithmetic with broadcast
-factors, reshapes that keep the axis, transposes, reversals, ``jit`` and
-custom-derivative calls). A leaf that reaches a kernel only through
-operations that mix its axes (a matrix product, a slice of stacked kernels, a
-scalar factor), or whose filter axis differs between uses, has no output
+factors, reshapes that keep the axis, transposes, reversals, the free axes
+of a matrix product, ``jit`` and custom-derivative calls). A leaf that reaches a kernel only through
+operations that mix its axes (a contraction over its filters, a slice of
+stacked kernels, a scalar factor), or whose filter axis differs between uses, has no output
 filters: it is refused by name rather than given made-up columns.
 """
 from __future__ import annotations
@@ -270,6 +270,9 @@ def _from_eqn(scope, eqn, k, var, axis):
     if name in _ELEMENTWISE:
         return [(scope, operand, _same(axis, var, operand, f"{name}, broadcast over all filters"))
                 for operand in eqn.invars]
+    if name == "dot_general":  # a factor of a low-rank kernel (LoRA) keeps the axis it contributes
+        return [(scope, operand, name if mapped is None else mapped)
+                for operand, mapped in zip(eqn.invars, _dot_axes(eqn.params, eqn.invars, axis))]
     mapped = _axis_before(name, eqn.params, _shape(eqn.invars[0]), _shape(var), axis)
     if mapped is None:
         return [(scope, operand, name) for operand in eqn.invars]
@@ -307,6 +310,23 @@ def _axis_before(name, params, shape_in, shape_out, axis):
             if int(np.prod(shape_in[:i])) == before and size == shape_out[axis]:
                 return i
     return None
+
+
+def _dot_axes(params, operands, axis):
+    """The axis of each ``dot_general`` operand that becomes output axis ``axis`` (None where none does).
+
+    The output's axes are the batch axes, then the free axes of the left
+    operand, then those of the right one.
+    """
+    contract, batch = params["dimension_numbers"]
+    free = [[d for d in range(len(_shape(operand))) if d not in contract[i] and d not in batch[i]]
+            for i, operand in enumerate(operands)]
+    if axis < len(batch[0]):
+        return [batch[0][axis], batch[1][axis]]
+    axis -= len(batch[0])
+    if axis < len(free[0]):
+        return [free[0][axis], None]
+    return [None, free[1][axis - len(free[0])]]
 
 
 def _shape(var):
