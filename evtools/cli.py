@@ -110,7 +110,7 @@ def _add_fit(subparsers):
                    help="pot: tail model per filter (Wang & Sato); zscore: mean and std (Levin et al.)")
     p.add_argument("--threshold", type=_threshold_rule, default=Quantile(0.90),
                    help="pot threshold: a quantile level such as 0.9 (default) or a top-k count such as 500")
-    p.add_argument("--method", choices=("mle", "pwm", "zhang", "mom"), default="mle",
+    p.add_argument("--method", choices=("mle", "pwm", "pwmb", "zhang", "mom"), default="mle",
                    help="pot: GPD estimator (default: exact maximum likelihood)")
     p.set_defaults(run=_run_fit)
 

@@ -33,7 +33,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         current Dask scheduler and gives the same model (see ``docs/streaming.md``).
     threshold : ThresholdRule, default ``Quantile(0.98)``
         How each column's threshold is chosen.
-    method : {"mle", "pwm", "zhang", "mom"}
+    method : {"mle", "pwm", "pwmb", "zhang", "mom"}
         GPD estimator (see :func:`evtools.gpd_fit`).
     min_exceed : int
         Fewest exceedances for a GPD fit; columns with fewer get status
@@ -110,7 +110,10 @@ class TailModel:
 
     Columns whose ``status`` is not ``OK``:
 
-    - ``TOO_FEW``, ``NOT_CONVERGED`` or ``CONSTANT`` with exceedances: the
+    - ``TOO_FEW``, ``NOT_CONVERGED``, ``NO_MAXIMUM`` (maximum likelihood
+      only: the likelihood has no interior maximum, it rises towards
+      ``xi -> inf``, as with zeros among heavy-tailed exceedances) or
+      ``CONSTANT`` with exceedances: the
       tail is exponential (``xi = 0``) with the mean excess as ``sigma``;
       ``loglik`` is that exponential's.
     - ``CONSTANT`` without exceedances (a constant column, such as a dead
