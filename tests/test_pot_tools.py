@@ -97,3 +97,118 @@ def test_not_fitted_error_is_value_and_attribute_error():
             scorer.score(np.ones((2, 3)))
         with pytest.raises(AttributeError, match="fit"):
             scorer.score(np.ones((2, 3)))
+
+
+# ---------------------------------------------------------------- item 3: declustering
+from tests.reference import decluster_naive as dnaive  # noqa: E402
+
+SERIES = st.lists(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 7.0]), min_size=1, max_size=80)
+
+
+@settings(max_examples=150, deadline=None)
+@given(SERIES, st.integers(1, 5), st.sampled_from([0.7, 1.0, 1.5]))
+def test_decluster_matches_pot_clust(values, run, u):
+    x = np.array(values)
+    c = ev.decluster(x, u, run=run)
+    maxima, index, n_exc = dnaive.clust(x, u, run)
+    np.testing.assert_array_equal(c.maxima, maxima)
+    np.testing.assert_array_equal(c.index, index)
+    assert (c.n_exceed, c.n_clusters) == (n_exc, maxima.size)
+    theta = ev.extremal_index(x, u, "intervals")
+    ref = dnaive.ferro_segers(x, u)
+    assert (np.isnan(theta) and np.isnan(ref)) or theta == pytest.approx(ref, rel=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(SERIES, st.floats(0.01, 0.2))
+def test_decluster_with_times_matches_pot_clust(values, tim_cond):
+    x = np.array(values)
+    time = 1970 + np.cumsum(np.random.default_rng(len(values)).exponential(0.01, x.size))
+    c = ev.decluster(x, 1.0, run=tim_cond, time=time)
+    maxima, index, _ = dnaive.clust(x, 1.0, tim_cond, time)
+    np.testing.assert_array_equal(c.index, index)
+    np.testing.assert_array_equal(c.maxima, maxima)
+
+
+def _max_ar(n, F, seed):
+    """X_t = max(Z_t, Z_{t-1}) of iid normals: extremal index 1/2, clusters of two."""
+    z = np.random.default_rng(seed).standard_normal((n + 1, F))
+    return np.maximum(z[1:], z[:-1])
+
+
+def test_matrix_is_column_by_column_and_estimates_theta():
+    X = _max_ar(20000, 5, 0)
+    u = np.quantile(X, 0.99, axis=0)
+    c = ev.decluster(X, u, run=3)
+    theta_i = ev.extremal_index(X, u)
+    for j in range(5):
+        maxima, index, n_exc = dnaive.clust(X[:, j], u[j], 3)
+        m = c.n_clusters[j]
+        np.testing.assert_array_equal(c.index[:m, j], index)
+        np.testing.assert_array_equal(c.maxima[:m, j], maxima)
+        assert (c.index[m:, j] == -1).all() and np.isnan(c.maxima[m:, j]).all()
+        assert theta_i[j] == pytest.approx(dnaive.ferro_segers(X[:, j], u[j]), rel=1e-12)
+    # both estimators find theta = 1/2 of the max-autoregressive process
+    assert np.abs(theta_i - 0.5).max() < 0.12
+    assert np.abs(ev.extremal_index(X, u, "runs", run=3) - 0.5).max() < 0.12
+
+
+def test_fit_tails_decluster_fits_cluster_maxima():
+    X = _max_ar(6000, 4, 1).astype(np.float32)
+    tail = ev.fit_tails(X, ev.Quantile(0.97), decluster=2, min_exceed=5, progress=False)
+    plain = ev.fit_tails(X, ev.Quantile(0.97), min_exceed=5, progress=False)
+    np.testing.assert_array_equal(tail.threshold, plain.threshold)
+    np.testing.assert_array_equal(tail.knot_sf, plain.knot_sf)
+    np.testing.assert_array_equal(tail.n_above, plain.n_exceed)
+    for j in range(4):
+        maxima, _, n_exc = dnaive.clust(X[:, j].astype(np.float64), tail.threshold[j], 2)
+        fit = ev.gpd_fit(np.sort(maxima) - tail.threshold[j])
+        assert tail.n_exceed[j] == maxima.size and tail.n_above[j] == n_exc
+        np.testing.assert_allclose([tail.sigma[j], tail.xi[j], tail.loglik[j]],
+                                   [fit.sigma, fit.xi, fit.loglik], rtol=1e-10)
+    np.testing.assert_allclose(tail.rate, tail.n_exceed / 6000)
+    np.testing.assert_allclose(tail.extremal_index, tail.n_exceed / tail.n_above)
+    assert np.all(np.abs(tail.extremal_index - 0.5) < 0.15)
+    assert tail.decluster == 2.0 and "decluster=2" in repr(tail)
+    # sf stays non-increasing across the threshold (cluster rate <= exceedance rate)
+    g = np.sort(X, axis=0)
+    assert np.all(np.diff(tail.sf(g), axis=0) <= 1e-15)
+
+
+def test_decluster_model_save_load_and_old_files(tmp_path):
+    X = _max_ar(3000, 3, 2)
+    tail = ev.fit_tails(X, ev.TopK(60), decluster=1, progress=False)
+    tail.save(tmp_path / "m.npz")
+    back = ev.TailModel.load(tmp_path / "m.npz")
+    assert back.decluster == 1.0
+    np.testing.assert_array_equal(back.n_above, tail.n_above)
+    # a file of the earlier format (no n_above, no decluster) still loads, undeclustered
+    plain = ev.fit_tails(X, ev.TopK(60), progress=False)
+    import json
+    arrays = {k: getattr(plain, k) for k in ev.TailModel._ARRAYS if k != "n_above"}
+    meta = {"n_samples": plain.n_samples, "method": "mle", "rule": plain.rule.to_dict(),
+            "min_exceed": plain.min_exceed, "format": 1}
+    np.savez(tmp_path / "old.npz", meta=json.dumps(meta), **arrays)
+    old = ev.TailModel.load(tmp_path / "old.npz")
+    assert old.decluster is None
+    np.testing.assert_array_equal(old.n_above, plain.n_exceed)
+    np.testing.assert_array_equal(old.extremal_index, 1.0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(run=0), "run must be a positive"),
+    (dict(run=True), "run must be a positive"),
+    (dict(run=1, time=[3.0, 2.0, 1.0]), "non-decreasing"),
+])
+def test_decluster_bad_input(kwargs, match):
+    with pytest.raises(ev.InvalidInputError, match=match):
+        ev.decluster([1.0, 2.0, 3.0], 1.5, **kwargs)
+
+
+def test_decluster_refusals():
+    with pytest.raises(ev.InvalidInputError, match="needs run"):
+        ev.extremal_index([1.0, 2.0], 1.5, "runs")
+    with pytest.raises(ev.InvalidInputError, match="n_samples"):
+        ev.fit_tails(np.ones((10, 2)), ev.TopK(3), decluster=2, n_samples=100, progress=False)
+    with pytest.raises(ev.InvalidInputError, match="threshold"):
+        ev.decluster(np.ones((10, 2)), [1.0, 2.0, 3.0])
