@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
-from ._gpd_kernels import METHODS, fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf
+from ._gpd_kernels import METHODS, fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf  # noqa: F401 (METHODS: the registry, re-exported)
 from ._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 
 # below this value of 1 + xi * y / sigma (bounded tails) the log-survival is

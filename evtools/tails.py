@@ -11,7 +11,6 @@ import math
 import numpy as np
 
 from . import _decluster_kernels as DK
-from . import _gof_kernels as GK
 from . import _tail_kernels as K
 from ._blocks import sorted_column_blocks
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
@@ -19,6 +18,7 @@ from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
 from .decluster import check_run
+from .gof import _check_pvalue, pvalues
 from .threshold import Quantile, ThresholdRule
 
 def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
@@ -255,26 +255,34 @@ class TailModel:
         return K.isf_vector(q, self.threshold, self.tail_mass, self.sigma, self.xi,
                             self.knot_x, self.knot_sf)
 
-    def gof(self):
+    def gof(self, pvalue="table", *, n_boot=999, random_state=None):
         """Per-column goodness of fit of the GPD tails.
 
         Anderson-Darling (A2) and Cramer-von Mises (W2) statistics of each
-        column's exceedances against its fitted GPD, computed during the fit,
-        with p-values from the Choulakian & Stephens (2001) tables interpolated
-        over xi (see :mod:`evtools.gof`; limited to [0.001, 0.999]). Columns
-        without a GPD fit (status not OK or XI_BOUNDARY) or with fewer than 5
-        exceedances get NaN. For a bootstrap p-value of one column, pass its
-        exceedances to :func:`evtools.gpd_gof`.
+        column's exceedances (cluster maxima when declustered) against its
+        fitted GPD, computed during the fit. P-values (see :mod:`evtools.gof`):
+
+        - ``pvalue="table"``: Choulakian & Stephens (2001) tables, interpolated
+          over xi and limited to [0.001, 0.999]. They hold for maximum
+          likelihood only: for a model fitted with ``"pwm"``, ``"pwmb"``,
+          ``"zhang"`` or ``"mom"`` every table p-value is NaN.
+        - ``pvalue="bootstrap"``: parametric bootstrap, ``n_boot`` samples of
+          each column's size drawn from its fitted GPD and refitted with the
+          model's own estimator; valid for every method. Costs ``n_boot`` fits
+          per column (all in parallel).
+
+        Columns without a GPD fit (status not OK or XI_BOUNDARY) or with
+        fewer than 5 exceedances get NaN.
 
         Returns
         -------
         dict of float64 arrays, shape (n_filters,)
             ``ad_stat``, ``ad_pvalue``, ``cvm_stat``, ``cvm_pvalue``.
         """
-        return {
-            "ad_stat": self.ad_stat, "ad_pvalue": GK.table_pvalues(self.ad_stat, self.xi, GK.AD_CRIT),
-            "cvm_stat": self.cvm_stat, "cvm_pvalue": GK.table_pvalues(self.cvm_stat, self.xi, GK.CVM_CRIT),
-        }
+        n_boot = _check_pvalue(pvalue, n_boot)
+        p_ad, p_cvm, _ = pvalues(self.ad_stat, self.cvm_stat, self.n_exceed, self.sigma, self.xi,
+                                 self.method, pvalue, n_boot, random_state)
+        return {"ad_stat": self.ad_stat, "ad_pvalue": p_ad, "cvm_stat": self.cvm_stat, "cvm_pvalue": p_cvm}
 
     # ------------------------------------------------------------ tables and I/O
     def to_dict(self):

@@ -212,3 +212,101 @@ def test_decluster_refusals():
         ev.fit_tails(np.ones((10, 2)), ev.TopK(3), decluster=2, n_samples=100, progress=False)
     with pytest.raises(ev.InvalidInputError, match="threshold"):
         ev.decluster(np.ones((10, 2)), [1.0, 2.0, 3.0])
+
+
+# ---------------------------------------------------------------- item 4: honest goodness of fit
+from scipy import stats  # noqa: E402
+
+ESTIMATORS = ("mle", "pwm", "pwmb", "zhang", "mom")
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_bootstrap_gof_pvalues_are_uniform_under_the_null(estimator):
+    """GPD samples fitted by each estimator: bootstrap p-values that refit with it are U(0, 1)."""
+    n_cols, n = 200, 40
+    Y = ev.GPD(1.0, 0.1).rvs((n, n_cols), random_state=11)
+    fits = [ev.gpd_fit(Y[:, j], estimator) for j in range(n_cols)]
+    sigma = np.array([f.sigma for f in fits])
+    xi = np.array([f.xi for f in fits])
+    out = ev.gof_columns(Y, np.full(n_cols, n), sigma, xi, "bootstrap", n_boot=99,
+                         random_state=5, estimator=estimator)
+    for t in ("ad", "cvm"):
+        p = out[f"{t}_pvalue"]
+        assert np.isfinite(p).all()
+        assert stats.kstest(p, "uniform").pvalue > 0.01, (estimator, t)
+
+
+def test_refitting_with_the_wrong_estimator_is_not_uniform():
+    """The test above can fail: method-of-moments fits (xi = 0.4) judged by an MLE-refit bootstrap."""
+    n_cols, n = 200, 100
+    Y = ev.GPD(1.0, 0.4).rvs((n, n_cols), random_state=11)
+    fits = [ev.gpd_fit(Y[:, j], "mom") for j in range(n_cols)]
+    out = ev.gof_columns(Y, np.full(n_cols, n), [f.sigma for f in fits], [f.xi for f in fits],
+                         "bootstrap", n_boot=99, random_state=5, estimator="mle")
+    assert stats.kstest(out["ad_pvalue"], "uniform").pvalue < 1e-6
+
+
+def test_tables_only_for_mle():
+    Y = ev.GPD(1.0, 0.2).rvs((4000, 3), random_state=2)
+    for method in ESTIMATORS:
+        tail = ev.fit_tails(Y, ev.TopK(100), method=method, progress=False)
+        g = tail.gof()
+        assert np.isfinite(g["ad_stat"]).all()
+        assert np.isfinite(g["ad_pvalue"]).all() == (method == "mle")
+        assert np.isnan(g["cvm_pvalue"]).all() == (method != "mle")
+        boot = tail.gof("bootstrap", n_boot=64, random_state=0)
+        assert np.all((boot["ad_pvalue"] > 0) & (boot["ad_pvalue"] <= 1))
+        np.testing.assert_array_equal(boot["ad_pvalue"], tail.gof("bootstrap", n_boot=64, random_state=0)["ad_pvalue"])
+    y = np.sort(Y[:, 0])[-100:] - np.sort(Y[:, 0])[-101]
+    fit = ev.gpd_fit(y, "zhang")
+    r = ev.gpd_gof(y, fit.sigma, fit.xi, estimator="zhang")
+    assert np.isnan(r.pvalue["ad"]) and r.estimator == "zhang"
+    with pytest.raises(ev.InvalidInputError, match="estimator"):
+        ev.gpd_gof(y, fit.sigma, fit.xi, estimator="lmom")
+
+
+def test_bootstrap_matches_a_plain_loop():
+    """The kernel's p-value equals a plain loop over the same draws (numba's seeded generator)."""
+    from evtools import _gof_kernels as GK
+    y = np.sort(ev.GPD(2.0, -0.1).rvs(30, random_state=4))
+    fit = ev.gpd_fit(y, "pwmb")
+    a2, w2 = GK.ad_cvm_sorted(y, fit.sigma, fit.xi)
+    seeds = np.array([[123, 456]], dtype=np.int64)
+    ge_ad, ge_cvm, valid = GK.bootstrap_columns(np.array([30]), np.array([fit.sigma]), np.array([fit.xi]),
+                                                np.array([a2]), np.array([w2]), K.METHODS["pwmb"], 40, seeds)
+    draws = _numba_exponentials(seeds[0], (32, 8), 30)
+    ref_ad = ref_cvm = ref_valid = 0
+    from tests.reference import gof_naive
+    for e in draws:
+        yb = np.sort(ev.GPD(fit.sigma, fit.xi).isf(np.exp(-e)))
+        s, x = naive.pwmb(yb)
+        z = np.clip(gof_naive.gpd_cdf(yb, s, x), 1e-15, 1 - 1e-15)  # the kernel clips as well
+        ref_valid += 1
+        ref_ad += gof_naive.ad_statistic(z) >= a2 - 1e-9
+        ref_cvm += gof_naive.cvm_statistic(z) >= w2 - 1e-9
+    assert (ge_ad.sum(), ge_cvm.sum(), valid.sum()) == (ref_ad, ref_cvm, ref_valid)
+
+
+def _numba_exponentials(seeds, per_seed, n):
+    from numba import njit
+
+    @njit
+    def draw(seed, reps, n):
+        np.random.seed(seed)
+        out = np.empty((reps, n))
+        for b in range(reps):
+            for i in range(n):
+                out[b, i] = np.random.exponential(1.0)
+        return out
+
+    return np.concatenate([draw(s, r, n) for s, r in zip(seeds, per_seed)])
+
+
+def test_decluster_through_dask_equals_in_memory():
+    da = pytest.importorskip("dask.array")
+    X = _max_ar(2000, 6, 3)
+    a = ev.fit_tails(X, ev.Quantile(0.98), decluster=2, progress=False)
+    b = ev.fit_tails(da.from_array(X, chunks=(500, 2)), ev.Quantile(0.98), decluster=2, block_size=2)
+    assert b.decluster == 2.0
+    for k in ev.TailModel._ARRAYS:
+        np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
