@@ -17,6 +17,7 @@ from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
+from .calibration import DEFAULT_LEVELS, calibration
 from .decluster import check_run
 from .gof import _check_pvalue, pvalues
 from .threshold import Quantile, ThresholdRule
@@ -283,6 +284,26 @@ class TailModel:
         p_ad, p_cvm, _ = pvalues(self.ad_stat, self.cvm_stat, self.n_exceed, self.sigma, self.xi,
                                  self.method, pvalue, n_boot, random_state)
         return {"ad_stat": self.ad_stat, "ad_pvalue": p_ad, "cvm_stat": self.cvm_stat, "cvm_pvalue": p_cvm}
+
+    def calibration(self, G_holdout, levels=DEFAULT_LEVELS, *, alpha=0.05):
+        """Out-of-sample check: observed over expected held-out values beyond ``isf(q)``.
+
+        Parameters
+        ----------
+        G_holdout : array_like, shape (n, n_filters)
+            Rows not used in the fit (time-ordered if declustered).
+        levels : sequence of float in (0, 1)
+            Tail probabilities ``q``.
+        alpha : float
+            Exact (Clopper-Pearson) ``1 - alpha`` intervals.
+
+        Returns
+        -------
+        Calibration
+            Per level and column and pooled over columns; ``print`` shows a
+            table (see :func:`evtools.calibration.calibration`).
+        """
+        return calibration(self, G_holdout, levels, alpha=alpha)
 
     # ------------------------------------------------------------ tables and I/O
     def to_dict(self):

@@ -310,3 +310,64 @@ def test_decluster_through_dask_equals_in_memory():
     assert b.decluster == 2.0
     for k in ev.TailModel._ARRAYS:
         np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
+
+
+# ---------------------------------------------------------------- item 8: calibration on held-out data
+def test_calibration_counts_and_exact_intervals():
+    Y = ev.GPD(1.0, 0.2).rvs((12000, 8), random_state=7)
+    tail = ev.fit_tails(Y[:8000], ev.Quantile(0.95), progress=False)
+    H = Y[8000:]
+    levels = (0.05, 0.01, 0.002)
+    c = tail.calibration(H, levels, alpha=0.1)
+    n = H.shape[0]
+    for i, q in enumerate(levels):
+        z = tail.isf(q)
+        for j in range(8):
+            k = sum(1 for v in H[:, j] if v > z[j])  # plain loop
+            assert c.observed[i, j] == k
+            ci = stats.binomtest(k, n).proportion_ci(0.9, method="exact")
+            np.testing.assert_allclose([c.ratio[i, j], c.ratio_low[i, j], c.ratio_high[i, j]],
+                                       [k / (n * q), ci.low / q, ci.high / q], rtol=1e-9, atol=1e-12)
+        k_all = int(c.observed[i].sum())
+        ci = stats.binomtest(k_all, n * 8).proportion_ci(0.9, method="exact")
+        np.testing.assert_allclose([c.pooled[i], c.pooled_low[i], c.pooled_high[i]],
+                                   [k_all / (n * 8 * q), ci.low / q, ci.high / q], rtol=1e-9)
+    # a correct model holds; a model of data scaled down does not
+    assert np.all((c.pooled_low < 1.1) & (c.pooled_high > 0.9))
+    bad = tail.calibration(H * 1.5, levels)
+    assert np.all(bad.pooled_low > 1.5)
+    assert "held-out" in str(c) and set(c.to_dict()) >= {"level", "pooled", "outside"}
+
+
+def test_calibration_of_a_declustered_model_counts_clusters():
+    X = _max_ar(9000, 3, 5)
+    tail = ev.fit_tails(X[:6000], ev.Quantile(0.97), decluster=2, progress=False)
+    H = X[6000:]
+    c = tail.calibration(H, (0.01,))
+    z = tail.isf(0.01)
+    for j in range(3):
+        assert c.observed[0, j] == dnaive.clust(H[:, j], z[j], 2)[0].size
+    assert 0.5 < c.pooled[0] < 1.6
+
+
+def test_calibration_bad_input():
+    tail = ev.fit_tails(np.random.default_rng(0).random((500, 3)), progress=False)
+    with pytest.raises(ev.InvalidInputError, match="columns"):
+        tail.calibration(np.ones((10, 4)))
+    with pytest.raises(ev.InvalidInputError, match="levels"):
+        tail.calibration(np.ones((10, 3)), levels=(0.5, 1.5))
+
+
+def test_cli_fit_holdout_prints_calibration(tmp_path, capsys):
+    from evtools.cli import main
+    G = ev.GPD(1.0, 0.2).rvs((2000, 5), random_state=1)
+    np.save(tmp_path / "G.npy", G)
+    rc = main(["fit", str(tmp_path / "G.npy"), "-o", str(tmp_path / "m.npz"), "--holdout", "0.25",
+               "--seed", "4"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "calibration on 500 held-out rows x 5 filters" in out
+    model = ev.load_saliency(tmp_path / "m.npz")
+    assert model.tail_.n_samples == 1500
+    assert main(["fit", str(tmp_path / "G.npy"), "-o", str(tmp_path / "z.npz"), "--holdout", "0.2",
+                 "--scorer", "zscore"]) == 1
+    assert main(["fit", str(tmp_path / "G.npy"), "-o", str(tmp_path / "z.npz"), "--holdout", "1"]) == 2
