@@ -1,4 +1,4 @@
-"""numba kernels behind :mod:`evtools.decluster`: runs declustering and the extremal index.
+"""numba kernels behind :mod:`evtools.declustering`: runs declustering and the extremal index.
 
 Every kernel walks each column of a matrix in row (time) order; columns run in
 parallel with ``prange``. Row ``i`` is at time ``time[i]`` (the row number

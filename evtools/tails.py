@@ -18,7 +18,7 @@ from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
 from .calibration import DEFAULT_LEVELS, calibration
-from .decluster import check_run
+from .declustering import check_run
 from .gof import _check_pvalue, pvalues
 from .threshold import Quantile, ThresholdRule
 

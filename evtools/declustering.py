@@ -61,7 +61,8 @@ class Clusters:
     def extremal_index(self):
         """Runs estimate of the extremal index, ``n_clusters / n_exceed`` (NaN without exceedances)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.true_divide(self.n_clusters, self.n_exceed)[()]
+            theta = np.true_divide(self.n_clusters, self.n_exceed)
+        return float(theta) if theta.ndim == 0 else theta
 
     def __repr__(self):
         return (f"Clusters(n_clusters={self.n_clusters}, n_exceed={self.n_exceed}, run={self.run:g})"
