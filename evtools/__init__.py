@@ -18,5 +18,7 @@ from .gof import GOFResult, gof_columns, gpd_gof
 from .threshold import ForwardStop
 from .diagnostics import mean_residual_life, parameter_stability
 from .spot import DSPOT, SPOT, SPOTResult
+from .declustering import Clusters, decluster, extremal_index
+from .calibration import Calibration
 
 __version__ = "0.1.0"

@@ -53,7 +53,7 @@ def as_dask_matrix(G, name):
 
 def _model_meta(model):
     return {"n_samples": model.n_samples, "method": model.method, "rule": model.rule,
-            "min_exceed": model.min_exceed}
+            "min_exceed": model.min_exceed, "decluster": model.decluster}
 
 
 def take_columns(model, j0, j1):

@@ -14,8 +14,12 @@ class InvalidInputError(EvtoolsError, ValueError):
     """An argument has the wrong shape, dtype, value or is non-finite."""
 
 
-class NotFittedError(EvtoolsError, AttributeError):
-    """A method that needs fitted state was called before ``fit``."""
+class NotFittedError(EvtoolsError, ValueError, AttributeError):
+    """A method that needs fitted state was called before ``fit``.
+
+    Both a ``ValueError`` and an ``AttributeError``, like scikit-learn's
+    ``NotFittedError``, so code written for scikit-learn catches it.
+    """
 
 
 class UnsupportedModelError(EvtoolsError):

@@ -30,7 +30,8 @@ import numpy as np
 from numba import njit, prange
 
 from . import _gof_tables as T
-from ._gpd_kernels import gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
+from ._gpd_kernels import fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
+from ._status import OK, XI_BOUNDARY
 
 Z_CLIP = 1e-15
 MIN_GOF_SIZE = 5  #: fewest exceedances for which the statistics are computed
@@ -176,45 +177,63 @@ def table_pvalues(stats, xi, table):
     return out
 
 
-@njit(cache=True, parallel=True)
-def bootstrap_exceedances(U, sigma, xi, ad_obs, cvm_obs):
-    """Parametric bootstrap of A2 and W2 with the GPD refitted by MLE.
+BOOT_CHUNK = 32  #: bootstrap replicates per task (one seed each): results do not depend on the threads
 
-    Replicate ``b`` maps the uniforms ``U[:, b]`` through the GPD(sigma, xi)
-    quantile function, refits the GPD by maximum likelihood and computes
-    both statistics; replicates run in parallel.
+
+@njit(cache=True, parallel=True)
+def bootstrap_columns(counts, sigma, xi, ad_obs, cvm_obs, method, n_boot, seeds):
+    """Parametric bootstrap of A2 and W2 for many columns, refitting with the same estimator.
+
+    Replicate ``b`` of column ``j`` draws ``counts[j]`` values from the
+    GPD(``sigma[j]``, ``xi[j]``), refits them with the estimator ``method``
+    (a code of ``_gpd_kernels.METHODS``) and computes both statistics.
+    Replicates run in tasks of :data:`BOOT_CHUNK`, in parallel; task ``c``
+    of column ``j`` draws from numba's generator seeded with ``seeds[j, c]``,
+    so the result depends on the seeds only.
 
     Parameters
     ----------
-    U : float64 (n, n_boot), Fortran order, uniforms in [0, 1)
-    sigma, xi : float
-        The GPD fitted to the observed sample (the null model).
-    ad_obs, cvm_obs : float
-        Observed statistics.
+    counts : int64 (F,), sample sizes (>= MIN_GOF_SIZE where used)
+    sigma, xi : float64 (F,), the null GPDs (the fitted parameters)
+    ad_obs, cvm_obs : float64 (F,), observed statistics; NaN skips the column
+    method : int
+    n_boot : int
+    seeds : int64 (F, ceil(n_boot / BOOT_CHUNK))
 
     Returns
     -------
-    n_ad, n_cvm, n_valid : int
-        Replicates whose statistic is >= the observed one, and replicates
-        whose refit gave usable parameters (only those are counted).
+    n_ad, n_cvm, n_valid : int64 (F, n_tasks)
+        Per task: replicates whose statistic is >= the observed one, and
+        replicates whose refit gave usable parameters (status OK or
+        XI_BOUNDARY, finite; only those are counted). Sum over axis 1.
     """
-    n, n_boot = U.shape
-    ge_ad = np.zeros(n_boot, dtype=np.int64)
-    ge_cvm = np.zeros(n_boot, dtype=np.int64)
-    valid = np.zeros(n_boot, dtype=np.int64)
-    for b in prange(n_boot):
-        u = np.sort(U[:, b])
-        y = np.empty(n)
-        for i in range(n):
-            y[i] = gpd_quantile_from_logsf(math.log1p(-u[i]), sigma, xi)
-        s, x, _, _ = mle_fit(y)
-        if not (s > 0.0 and np.isfinite(s) and np.isfinite(x)):
+    F = counts.shape[0]
+    n_tasks = seeds.shape[1]
+    ge_ad = np.zeros((F, n_tasks), dtype=np.int64)
+    ge_cvm = np.zeros((F, n_tasks), dtype=np.int64)
+    valid = np.zeros((F, n_tasks), dtype=np.int64)
+    for task in prange(F * n_tasks):
+        j = task // n_tasks
+        c = task - j * n_tasks
+        b0 = c * BOOT_CHUNK
+        b1 = min(b0 + BOOT_CHUNK, n_boot)
+        n = counts[j]
+        if b0 >= b1 or n < MIN_GOF_SIZE or not (np.isfinite(ad_obs[j]) and np.isfinite(cvm_obs[j])):
             continue
-        a2, w2 = ad_cvm_sorted(y, s, x)
-        valid[b] = 1
-        ge_ad[b] = a2 >= ad_obs
-        ge_cvm[b] = w2 >= cvm_obs
-    return ge_ad.sum(), ge_cvm.sum(), valid.sum()
+        np.random.seed(seeds[j, c])
+        y = np.empty(n)
+        for _ in range(b0, b1):
+            for i in range(n):
+                y[i] = gpd_quantile_from_logsf(-np.random.exponential(1.0), sigma[j], xi[j])
+            y.sort()
+            s, x, _, st = fit_by_code(y, method)
+            if not ((st == OK or st == XI_BOUNDARY) and s > 0.0 and np.isfinite(s) and np.isfinite(x)):
+                continue
+            a2, w2 = ad_cvm_sorted(y, s, x)
+            valid[j, c] += 1
+            ge_ad[j, c] += a2 >= ad_obs[j]
+            ge_cvm[j, c] += w2 >= cvm_obs[j]
+    return ge_ad, ge_cvm, valid
 
 
 FS_OK = 0  #: ForwardStop chose the first candidate it did not reject

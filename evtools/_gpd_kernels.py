@@ -9,7 +9,8 @@ other numba code (including inside ``prange`` loops):
 
 * scalar distribution functions (``gpd_logsf_scalar`` and friends) that
   :class:`evtools.GPD` turns into ufuncs;
-* single-sample estimators ``mle_fit``, ``pwm_fit``, ``zhang_fit``, ``mom_fit``
+* single-sample estimators ``mle_fit``, ``pwm_fit``, ``pwmb_fit``, ``zhang_fit``,
+  ``mom_fit`` (dispatched by name through :data:`METHODS` and :func:`fit_by_code`)
   and ``gpd_loglik``, ``gpd_observed_info``. They take a float64 1-D contiguous
   array ``y`` of exceedances (values >= 0, any order), never modify it, and
   return status codes from :mod:`evtools._status`.
@@ -19,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._status import CONSTANT, NOT_CONVERGED, OK, XI_BOUNDARY
+from ._status import CONSTANT, NO_MAXIMUM, NOT_CONVERGED, OK, XI_BOUNDARY
 
 _NAN = np.nan
 _INF = np.inf
@@ -480,6 +481,9 @@ def mle_fit(y):
         NaN for a sample without spread (``status == CONSTANT``).
     status : int
         ``OK``; ``XI_BOUNDARY`` if the uniform (``xi = -1``) wins;
+        ``NO_MAXIMUM`` if the likelihood has no interior maximum (it rises
+        from the exponential towards ``xi -> inf``, as with zeros in a
+        heavy-tailed sample): the exponential is returned with that status;
         ``NOT_CONVERGED`` if a root refinement ran out of iterations (the best
         point found is returned) or ``y`` holds negative or non-finite values
         (NaN returned); ``CONSTANT``.
@@ -539,6 +543,10 @@ def mle_fit(y):
     if best_v == -_INF:
         return ymax, -1.0, loglik, (XI_BOUNDARY if status == OK else status)
     if best_v == 0.0:
+        # the profile still rises at xi = 0 (d0 > 0) and no maximum lies beyond: the
+        # likelihood has no interior maximum, the exponential is only its value at xi = 0
+        if d0 > 0.0 and status == OK:
+            status = NO_MAXIMUM
         return m1 * ymax, 0.0, loglik, status
     return ymax * (best_xi / math.expm1(best_v)), best_xi, loglik, status
 
@@ -547,14 +555,25 @@ def mle_fit(y):
 # Other estimators
 # ---------------------------------------------------------------------------
 @njit(cache=True)
+def _pwm_from_moments(a0, a1):
+    """GPD ``(sigma, xi, status)`` from ``a0 = E[Y]`` and ``a1 = E[Y (1 - F(Y))]`` estimates."""
+    denom = a0 - 2.0 * a1  # half Gini's mean difference: > 0 unless the spread is below rounding
+    if not denom > 0.0:
+        return _NAN, _NAN, CONSTANT
+    return 2.0 * a0 * (a1 / denom), 2.0 - a0 / denom, OK
+
+
+@njit(cache=True)
 def pwm_fit(y):
-    """Probability-weighted moments (Hosking & Wallis 1987).
+    """Probability-weighted moments with the unbiased estimator (L-moments; POT's ``"pwmu"``).
 
     ``a0 = mean(y)`` and ``a1 = mean((n - i) / (n - 1) * y_(i))`` over the
     ascending order statistics ``y_(1) <= ... <= y_(n)``: the unbiased
-    estimator of ``E[Y (1 - F(Y))]`` (rather than plotting positions
-    ``(i - 0.35) / n``). Then ``xi = 2 - a0 / (a0 - 2 a1)`` and
-    ``sigma = 2 a0 a1 / (a0 - 2 a1)``; the estimate always has ``xi < 1``.
+    estimator of ``E[Y (1 - F(Y))]`` (Landwehr, Matalas & Wallis 1979), i.e.
+    the sample L-moments ``l1 = a0``, ``l2 = a0 - 2 a1``. Then
+    ``xi = 2 - a0 / (a0 - 2 a1)`` and ``sigma = 2 a0 a1 / (a0 - 2 a1)``
+    (Hosking & Wallis 1987's equations with their ``k = -xi``); the estimate
+    always has ``xi < 1``. :func:`pwmb_fit` uses plotting positions instead.
 
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
     ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
@@ -569,12 +588,30 @@ def pwm_fit(y):
     for i in range(n):
         a0 += ys[i]
         a1 += (n - 1 - i) * ys[i]  # (n - rank) with rank = i + 1
-    a0 /= n
-    a1 /= n * (n - 1.0)
-    denom = a0 - 2.0 * a1  # half Gini's mean difference: > 0 unless the spread is below rounding
-    if not denom > 0.0:
-        return _NAN, _NAN, CONSTANT
-    return 2.0 * a0 * (a1 / denom), 2.0 - a0 / denom, OK
+    return _pwm_from_moments(a0 / n, a1 / (n * (n - 1.0)))
+
+
+@njit(cache=True)
+def pwmb_fit(y):
+    """Probability-weighted moments with plotting positions (Hosking & Wallis 1987; POT's ``"pwmb"``).
+
+    As :func:`pwm_fit` but ``a1 = mean((1 - p_i) y_(i))`` with the plotting
+    positions ``p_i = (i - 0.35) / n`` that Hosking & Wallis (1987) used
+    (slightly biased; POT's ``fitgpd(..., "pwmb")`` with ``a = 0.35, b = 0``).
+
+    Returns ``(sigma, xi, status)`` like :func:`pwm_fit`.
+    """
+    status = _sample_status(y)
+    if status != OK:
+        return _NAN, _NAN, status
+    ys = np.sort(y)
+    n = ys.size
+    a0 = 0.0
+    a1 = 0.0
+    for i in range(n):
+        a0 += ys[i]
+        a1 += (1.0 - (i + 0.65) / n) * ys[i]  # p_i = (rank - 0.35) / n, rank = i + 1
+    return _pwm_from_moments(a0 / n, a1 / n)
 
 
 @njit(cache=True)
@@ -674,3 +711,32 @@ def zhang_fit(y):
     theta_hat /= wsum
     xi, sigma = _theta_profile(y, theta_hat)
     return sigma, xi, OK
+
+
+# ---------------------------------------------------------------------------
+# The estimator registry
+# ---------------------------------------------------------------------------
+#: every GPD estimator by name, with the code the column kernels dispatch on
+METHODS = {"mle": 0, "pwm": 1, "zhang": 2, "mom": 3, "pwmb": 4}
+
+
+@njit(cache=True)
+def fit_by_code(y, method):
+    """``(sigma, xi, loglik, status)`` of the estimator with code ``method`` (see :data:`METHODS`).
+
+    ``loglik`` is the GPD log-likelihood at the estimate (NaN unless the
+    status is ``OK``; ``-inf`` where a non-MLE estimate leaves a value
+    outside its support).
+    """
+    if method == 0:
+        return mle_fit(y)
+    if method == 1:
+        sigma, xi, status = pwm_fit(y)
+    elif method == 2:
+        sigma, xi, status = zhang_fit(y)
+    elif method == 3:
+        sigma, xi, status = mom_fit(y)
+    else:
+        sigma, xi, status = pwmb_fit(y)
+    loglik = gpd_loglik(y, sigma, xi) if status == OK else _NAN
+    return sigma, xi, loglik, status

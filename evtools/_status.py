@@ -13,6 +13,7 @@ class Status(IntEnum):
     CONSTANT = 2       #: no spread to fit: no value above the threshold (a constant column, ties at the top) or all exceedances equal
     NOT_CONVERGED = 3  #: the estimator did not converge
     XI_BOUNDARY = 4    #: MLE at the xi = -1 boundary (the likelihood is unbounded below it)
+    NO_MAXIMUM = 5     #: the likelihood has no interior maximum: it still rises at xi = 0 towards xi -> inf (e.g. zeros among heavy-tailed exceedances); the exponential is used
 
 
-OK, TOO_FEW, CONSTANT, NOT_CONVERGED, XI_BOUNDARY = (int(s) for s in Status)
+OK, TOO_FEW, CONSTANT, NOT_CONVERGED, XI_BOUNDARY, NO_MAXIMUM = (int(s) for s in Status)

@@ -11,29 +11,12 @@ import numpy as np
 from numba import njit, prange
 
 from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
-from ._gpd_kernels import (gpd_loglik, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit, mom_fit,
-                           pwm_fit, zhang_fit)
+from ._gpd_kernels import METHODS, fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf  # noqa: F401 (METHODS: the registry, re-exported)
 from ._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
-
-METHODS = {"mle": 0, "pwm": 1, "zhang": 2, "mom": 3}
 
 # below this value of 1 + xi * y / sigma (bounded tails) the log-survival is
 # continued as a straight line of slope -1/sigma: finite and decreasing.
 _Z_FLOOR = 2.220446049250313e-16
-
-
-@njit(cache=True)
-def _fit_one(y, method):
-    if method == 0:
-        return mle_fit(y)
-    if method == 1:
-        sigma, xi, status = pwm_fit(y)
-    elif method == 2:
-        sigma, xi, status = zhang_fit(y)
-    else:
-        sigma, xi, status = mom_fit(y)
-    loglik = gpd_loglik(y, sigma, xi) if status == OK else np.nan
-    return sigma, xi, loglik, status
 
 
 @njit(cache=True)
@@ -47,7 +30,7 @@ def fit_tail(y, method, min_exceed):
     k = y.shape[0]
     status = TOO_FEW
     if k >= min_exceed:
-        sigma, xi, loglik, status = _fit_one(y, method)
+        sigma, xi, loglik, status = fit_by_code(y, method)
         if status == OK or status == XI_BOUNDARY:
             return sigma, xi, loglik, status
     m = y.mean()

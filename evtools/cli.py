@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 from . import __version__
-from ._errors import EvtoolsError
+from ._errors import EvtoolsError, InvalidInputError
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
 from .depth import layer_codes
 from .normality import CORRECTIONS, NORMALITY_TESTS, normality_tests
@@ -110,13 +110,38 @@ def _add_fit(subparsers):
                    help="pot: tail model per filter (Wang & Sato); zscore: mean and std (Levin et al.)")
     p.add_argument("--threshold", type=_threshold_rule, default=Quantile(0.90),
                    help="pot threshold: a quantile level such as 0.9 (default) or a top-k count such as 500")
-    p.add_argument("--method", choices=("mle", "pwm", "zhang", "mom"), default="mle",
+    p.add_argument("--method", choices=("mle", "pwm", "pwmb", "zhang", "mom"), default="mle",
                    help="pot: GPD estimator (default: exact maximum likelihood)")
+    p.add_argument("--holdout", type=_holdout_share, default=None, metavar="SHARE",
+                   help="pot: fit on all but this share of the rows (e.g. 0.2, drawn with --seed) and "
+                        "print how the tails hold on the rest (observed / expected exceedances)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the --holdout split (default 0)")
     p.set_defaults(run=_run_fit)
+
+
+def _holdout_share(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"the held-out share must lie in (0, 1), got {value}")
+    return value
 
 
 def _run_fit(args):
     G_ref = read_matrix(args.G_ref, key=args.key)
+    holdout = None
+    if args.holdout is not None:
+        if args.scorer != "pot":
+            raise InvalidInputError("--holdout checks tail models: use it with --scorer pot")
+        n = G_ref.shape[0]
+        rows = np.random.default_rng(args.seed).permutation(n)
+        n_out = int(round(args.holdout * n))
+        if not 0 < n_out < n:
+            raise InvalidInputError(f"--holdout {args.holdout} of {n} rows leaves no rows to hold out or to fit")
+        held, kept = np.sort(rows[:n_out]), np.sort(rows[n_out:])
+        G_ref, holdout = G_ref[kept], G_ref[held]
     if args.scorer == "zscore":
         model = ZScoreSaliency().fit(G_ref)
         summary = f"{model!r}: {model.n_features_in_} filters, {model.n_samples_seen_} samples"
@@ -125,6 +150,8 @@ def _run_fit(args):
         summary = repr(model.tail_)
     model.save(args.output)
     print(summary)
+    if holdout is not None:
+        print(model.tail_.calibration(holdout))
     print(f"saved to {args.output}")
     return EXIT_OK
 

@@ -15,7 +15,7 @@ from numba import vectorize
 
 from . import _gpd_kernels as _k
 from ._errors import InvalidInputError
-from ._status import CONSTANT, NOT_CONVERGED, OK, Status
+from ._status import OK, XI_BOUNDARY, Status
 from ._validation import _as_float_array, as_sample
 
 __all__ = ["GPD", "GPDFit", "gpd_fit"]
@@ -247,11 +247,13 @@ class GPDFit:
     n : int
         Sample size.
     method : str
-        ``"mle"``, ``"pwm"``, ``"zhang"`` or ``"mom"``.
+        ``"mle"``, ``"pwm"``, ``"pwmb"``, ``"zhang"`` or ``"mom"``.
     converged : bool
         The estimate is usable: status ``OK`` or ``XI_BOUNDARY``.
     status : evtools._status.Status
-        ``OK``, ``CONSTANT``, ``NOT_CONVERGED`` or ``XI_BOUNDARY``.
+        ``OK``, ``CONSTANT``, ``NOT_CONVERGED``, ``XI_BOUNDARY`` or
+        ``NO_MAXIMUM`` (MLE only: the likelihood has no interior maximum; the
+        exponential ``sigma = mean(x)``, ``xi = 0`` is returned, not converged).
     se_sigma, se_xi : float
         Standard errors (MLE only; NaN otherwise and where not available).
     cov : ndarray, shape (2, 2)
@@ -289,8 +291,7 @@ class GPDFit:
         )
 
 
-_ESTIMATORS = {"pwm": _k.pwm_fit, "zhang": _k.zhang_fit, "mom": _k.mom_fit}
-METHODS = ("mle",) + tuple(_ESTIMATORS)
+METHODS = tuple(_k.METHODS)  #: the estimators' names (the registry is ``_gpd_kernels.METHODS``)
 
 
 def _mle_relative_cov(y, sigma, xi):
@@ -316,7 +317,7 @@ def gpd_fit(x, method="mle"):
     x : array_like, shape (n,)
         Exceedances over a threshold: finite, ``>= 0``, at least 2 values.
         float32 and integer input is converted to float64.
-    method : {"mle", "pwm", "zhang", "mom"}
+    method : {"mle", "pwm", "pwmb", "zhang", "mom"}
         * ``"mle"``: exact maximum likelihood (Grimshaw 1993): the profile
           likelihood over ``theta = xi / sigma`` is searched on both sides of
           the exponential and every local maximum is compared with the
@@ -326,14 +327,20 @@ def gpd_fit(x, method="mle"):
           is on that boundary it is the uniform ``sigma = max(x)``,
           ``xi = -1`` with status ``XI_BOUNDARY``. With zeros in the sample
           the likelihood also grows without bound as ``xi -> inf``; that
-          degenerate direction is left out. Standard errors come from the
+          degenerate direction is left out; when no interior maximum remains
+          (e.g. ``[0, 0, 0.5, 1, 2, 3.5]``) the exponential is returned with
+          status ``NO_MAXIMUM``. Standard errors come from the
           observed information (the analytic Hessian of the log-likelihood
           in ``(sigma, xi)`` at the estimate, inverted); they are NaN for
           ``xi <= -1/2``, where the usual asymptotics fail, and where the
           information is singular.
-        * ``"pwm"``: probability-weighted moments (Hosking & Wallis 1987)
-          with the unbiased estimator ``a1 = mean((n - i) / (n - 1) x_(i))``
-          (ascending order statistics) instead of plotting positions.
+        * ``"pwm"``: probability-weighted moments with the unbiased
+          estimator ``a1 = mean((n - i) / (n - 1) x_(i))`` (ascending order
+          statistics), i.e. the L-moment estimator (R POT's ``"pwmu"``).
+        * ``"pwmb"``: probability-weighted moments with the plotting
+          positions ``(i - 0.35) / n`` of Hosking & Wallis (1987) (R POT's
+          ``"pwmb"``). On the Danish fire losses above 10 the two give xi
+          0.517 and 0.510.
         * ``"zhang"``: the empirical Bayes estimator of Zhang & Stephens
           (2009) with their grid of ``m = 20 + floor(sqrt(n))`` points.
         * ``"mom"``: method of moments (mean and variance with ``ddof=1``).
@@ -362,13 +369,9 @@ def gpd_fit(x, method="mle"):
             "(values minus the threshold, all >= 0)"
         )
     rel_cov = np.full((2, 2), np.nan)
-    if method == "mle":
-        sigma, xi, loglik, status = _k.mle_fit(y)
-        if status == OK:
-            rel_cov = _mle_relative_cov(y, sigma, xi)
-    else:
-        sigma, xi, status = _ESTIMATORS[method](y)
-        loglik = _k.gpd_loglik(y, sigma, xi)
+    sigma, xi, loglik, status = _k.fit_by_code(y, _k.METHODS[method])
+    if method == "mle" and status == OK:
+        rel_cov = _mle_relative_cov(y, sigma, xi)
     status = Status(status)
     scale = np.array([sigma, 1.0])
     return GPDFit(
@@ -377,7 +380,7 @@ def gpd_fit(x, method="mle"):
         loglik=float(loglik),
         n=int(y.size),
         method=method,
-        converged=status not in (CONSTANT, NOT_CONVERGED),
+        converged=status in (OK, XI_BOUNDARY),
         status=status,
         se_sigma=float(sigma * np.sqrt(rel_cov[0, 0])),
         se_xi=float(np.sqrt(rel_cov[1, 1])),

@@ -409,7 +409,7 @@ class POTSaliency(_ParameterSaliency):
     ----------
     threshold : float in (0, 1) or ThresholdRule, default 0.90
         A float is the quantile level, ``Quantile(threshold)``.
-    method : {"mle", "pwm", "zhang", "mom"}
+    method : {"mle", "pwm", "pwmb", "zhang", "mom"}
         GPD estimator.
     min_exceed : int
         Fewest exceedances for a GPD fit (see :class:`evtools.TailModel` for

@@ -94,7 +94,7 @@ class SPOT:
         Fewest peaks for a GPD fit. With fewer, or when the fit fails, the
         tail is exponential with the mean excess as scale (as in
         :class:`evtools.TailModel`); with no peak ``z_q = t``.
-    method : {"mle", "pwm", "zhang", "mom"}
+    method : {"mle", "pwm", "pwmb", "zhang", "mom"}
         GPD estimator (see :func:`evtools.gpd_fit`); default the exact MLE.
     refit_every : int >= 1
         Refit a column once this many new peaks have arrived in it. 1 (the

@@ -10,17 +10,20 @@ import json
 import math
 import numpy as np
 
-from . import _gof_kernels as GK
+from . import _decluster_kernels as DK
 from . import _tail_kernels as K
 from ._blocks import sorted_column_blocks
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
+from .calibration import DEFAULT_LEVELS, calibration
+from .declustering import check_run
+from .gof import _check_pvalue, pvalues
 from .threshold import Quantile, ThresholdRule
 
 def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
-              n_knots=64, block_size=None, progress=True):
+              n_knots=64, block_size=None, progress=True, decluster=None):
     """Fit a peaks-over-threshold tail model to every column of ``G``.
 
     Parameters
@@ -33,10 +36,10 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         current Dask scheduler and gives the same model (see ``docs/streaming.md``).
     threshold : ThresholdRule, default ``Quantile(0.98)``
         How each column's threshold is chosen.
-    method : {"mle", "pwm", "zhang", "mom"}
+    method : {"mle", "pwm", "pwmb", "zhang", "mom"}
         GPD estimator (see :func:`evtools.gpd_fit`).
     min_exceed : int
-        Fewest exceedances for a GPD fit; columns with fewer get status
+        Fewest exceedances (cluster maxima when declustering) for a GPD fit; columns with fewer get status
         ``TOO_FEW`` and an exponential tail (see :class:`TailModel`).
     n_samples : int, optional
         Set when ``G`` holds only the largest rows of each column, sorted or
@@ -51,6 +54,16 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         Columns per block; default keeps the working copy near 64 MiB.
     progress : bool
         Show a progress bar over blocks (hidden when not on a terminal).
+    decluster : float, optional
+        Rows are times and each column a time series: fit each column's GPD
+        to its cluster maxima by the runs method with this run length (see
+        :func:`evtools.decluster`). ``n_exceed`` then counts clusters, and
+        ``rate`` is clusters per row (R POT's convention: events per
+        observation), so that return levels are levels exceeded by one event
+        per period; ``n_above`` keeps all exceedances and
+        ``extremal_index`` their ratio. The thresholds and the empirical body
+        are those of all rows. Not with ``n_samples`` (a top-k summary has
+        lost the time order).
 
     Returns
     -------
@@ -68,26 +81,46 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         raise InvalidInputError(f"min_exceed must be at least 2, got {min_exceed}")
     if int(n_knots) < 2:
         raise InvalidInputError(f"n_knots must be at least 2, got {n_knots}")
+    run = None if decluster is None else check_run(decluster)
+    if run is not None and n_samples is not None:
+        raise InvalidInputError("decluster needs the full time series; it cannot be used with n_samples "
+                                "(a top-k summary has lost the time order)")
     n_rows, F = G.shape
     n_total = n_rows if n_samples is None else int(n_samples)
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
     if is_dask_array(G):  # the same fit mapped over column blocks (evtools._dask)
         return fit_tails_dask(G, threshold=rule, method=method, min_exceed=int(min_exceed),
-                              n_samples=n_samples, n_knots=int(n_knots), block_size=block_size)
+                              n_samples=n_samples, n_knots=int(n_knots), block_size=block_size,
+                              decluster=decluster)
     parts = []
-    for _, _, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
+    for j0, j1, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
         t = np.ascontiguousarray(rule.thresholds_from_sorted(S, n_total), dtype=np.float64)
-        parts.append((t, *K.fit_sorted_block(
-            S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))))
-    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = (
+        # when declustering, the sorted block gives only thresholds and body (an impossible
+        # min_exceed skips its GPD fits); the tails come from the time-ordered columns
+        fit = K.fit_sorted_block(S, t, K.METHODS[method], n_rows + 1 if run else int(min_exceed),
+                                 n_total, int(n_knots))
+        parts.append((t, *(_declustered(fit, G[:, j0:j1], t, run, method, min_exceed, n_total)
+                           if run else fit + (fit[0],))))
+    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm, above = (
         np.concatenate(c, axis=0) for c in zip(*parts))
     return TailModel(
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
-        ad_stat=ad, cvm_stat=cvm,
-        n_samples=n_total, method=method, rule=rule, min_exceed=int(min_exceed),
+        ad_stat=ad, cvm_stat=cvm, n_above=above,
+        n_samples=n_total, method=method, rule=rule, min_exceed=int(min_exceed), decluster=run,
     )
+
+
+def _declustered(fit, X, t, run, method, min_exceed, n_total):
+    """``fit_sorted_block``'s results with the tails refitted to the cluster maxima of ``X``'s columns."""
+    n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = fit
+    n_clusters, n_above, *tail = DK.fit_clusters_block(X, t, run, K.METHODS[method], int(min_exceed),
+                                                      n_total)
+    has = n_clusters > 0  # columns without exceedances keep fit_sorted_block's CONSTANT tail
+    for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
+        old[has] = new[has]
+    return n_clusters, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm, n_above
 
 
 class TailModel:
@@ -110,7 +143,10 @@ class TailModel:
 
     Columns whose ``status`` is not ``OK``:
 
-    - ``TOO_FEW``, ``NOT_CONVERGED`` or ``CONSTANT`` with exceedances: the
+    - ``TOO_FEW``, ``NOT_CONVERGED``, ``NO_MAXIMUM`` (maximum likelihood
+      only: the likelihood has no interior maximum, it rises towards
+      ``xi -> inf``, as with zeros among heavy-tailed exceedances) or
+      ``CONSTANT`` with exceedances: the
       tail is exponential (``xi = 0``) with the mean excess as ``sigma``;
       ``loglik`` is that exponential's.
     - ``CONSTANT`` without exceedances (a constant column, such as a dead
@@ -130,19 +166,27 @@ class TailModel:
     Attributes (arrays of shape (n_filters,))
     -----------------------------------------
     threshold, rate, sigma, xi, n_exceed, loglik, status
+    n_exceed : values fitted: exceedances, or cluster maxima when declustered.
+    n_above : all values above the threshold (equal to ``n_exceed`` unless declustered).
+    extremal_index : ``n_exceed / n_above``, the runs estimate when declustered.
     tail_mass : probability mass above the threshold used for scoring
         (``rate``, or ``1 / (n_samples + 1)`` where no value exceeds).
     knot_x, knot_sf : (n_filters, n_knots + 1) empirical body knots.
     ad_stat, cvm_stat : goodness-of-fit statistics computed at fit time (see :meth:`gof`).
     n_samples : int, rows of the reference matrix.
     rule : ThresholdRule, method : str, min_exceed : int, the fit's settings.
+    decluster : float or None, the run length when the tails were fitted to
+        cluster maxima (see :func:`fit_tails`); ``rate`` is then clusters per
+        sample and ``sf`` above the threshold the probability that a sample
+        is the maximum of a cluster exceeding ``g``.
     """
 
     _ARRAYS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass",
-               "knot_x", "knot_sf", "body_complete", "ad_stat", "cvm_stat")
+               "knot_x", "knot_sf", "body_complete", "ad_stat", "cvm_stat", "n_above")
 
     def __init__(self, *, threshold, n_exceed, sigma, xi, loglik, status, tail_mass, knot_x,
-                 knot_sf, body_complete, ad_stat, cvm_stat, n_samples, method, rule, min_exceed):
+                 knot_sf, body_complete, ad_stat, cvm_stat, n_samples, method, rule, min_exceed,
+                 n_above=None, decluster=None):
         self.threshold = threshold
         self.n_exceed = n_exceed
         self.sigma = sigma
@@ -159,11 +203,20 @@ class TailModel:
         self.method = method
         self.rule = rule
         self.min_exceed = int(min_exceed)
+        self.n_above = n_exceed if n_above is None else n_above
+        self.decluster = None if decluster is None else float(decluster)
 
     @property
     def rate(self):
-        """Exceedances per reference sample, shape (n_filters,)."""
+        """Exceedances (clusters when declustered) per reference sample, shape (n_filters,)."""
         return self.n_exceed / self.n_samples
+
+    @property
+    def extremal_index(self):
+        """Runs estimate ``n_exceed / n_above`` (clusters per exceedance; 1 without declustering,
+        NaN where nothing exceeds), shape (n_filters,)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.n_exceed / self.n_above
 
     @property
     def n_filters(self):
@@ -203,26 +256,54 @@ class TailModel:
         return K.isf_vector(q, self.threshold, self.tail_mass, self.sigma, self.xi,
                             self.knot_x, self.knot_sf)
 
-    def gof(self):
+    def gof(self, pvalue="table", *, n_boot=999, random_state=None):
         """Per-column goodness of fit of the GPD tails.
 
         Anderson-Darling (A2) and Cramer-von Mises (W2) statistics of each
-        column's exceedances against its fitted GPD, computed during the fit,
-        with p-values from the Choulakian & Stephens (2001) tables interpolated
-        over xi (see :mod:`evtools.gof`; limited to [0.001, 0.999]). Columns
-        without a GPD fit (status not OK or XI_BOUNDARY) or with fewer than 5
-        exceedances get NaN. For a bootstrap p-value of one column, pass its
-        exceedances to :func:`evtools.gpd_gof`.
+        column's exceedances (cluster maxima when declustered) against its
+        fitted GPD, computed during the fit. P-values (see :mod:`evtools.gof`):
+
+        - ``pvalue="table"``: Choulakian & Stephens (2001) tables, interpolated
+          over xi and limited to [0.001, 0.999]. They hold for maximum
+          likelihood only: for a model fitted with ``"pwm"``, ``"pwmb"``,
+          ``"zhang"`` or ``"mom"`` every table p-value is NaN.
+        - ``pvalue="bootstrap"``: parametric bootstrap, ``n_boot`` samples of
+          each column's size drawn from its fitted GPD and refitted with the
+          model's own estimator; valid for every method. Costs ``n_boot`` fits
+          per column (all in parallel).
+
+        Columns without a GPD fit (status not OK or XI_BOUNDARY) or with
+        fewer than 5 exceedances get NaN.
 
         Returns
         -------
         dict of float64 arrays, shape (n_filters,)
             ``ad_stat``, ``ad_pvalue``, ``cvm_stat``, ``cvm_pvalue``.
         """
-        return {
-            "ad_stat": self.ad_stat, "ad_pvalue": GK.table_pvalues(self.ad_stat, self.xi, GK.AD_CRIT),
-            "cvm_stat": self.cvm_stat, "cvm_pvalue": GK.table_pvalues(self.cvm_stat, self.xi, GK.CVM_CRIT),
-        }
+        n_boot = _check_pvalue(pvalue, n_boot)
+        p_ad, p_cvm, _ = pvalues(self.ad_stat, self.cvm_stat, self.n_exceed, self.sigma, self.xi,
+                                 self.method, pvalue, n_boot, random_state)
+        return {"ad_stat": self.ad_stat, "ad_pvalue": p_ad, "cvm_stat": self.cvm_stat, "cvm_pvalue": p_cvm}
+
+    def calibration(self, G_holdout, levels=DEFAULT_LEVELS, *, alpha=0.05):
+        """Out-of-sample check: observed over expected held-out values beyond ``isf(q)``.
+
+        Parameters
+        ----------
+        G_holdout : array_like, shape (n, n_filters)
+            Rows not used in the fit (time-ordered if declustered).
+        levels : sequence of float in (0, 1)
+            Tail probabilities ``q``.
+        alpha : float
+            Exact (Clopper-Pearson) ``1 - alpha`` intervals.
+
+        Returns
+        -------
+        Calibration
+            Per level and column and pooled over columns; ``print`` shows a
+            table (see :func:`evtools.calibration.calibration`).
+        """
+        return calibration(self, G_holdout, levels, alpha=alpha)
 
     # ------------------------------------------------------------ tables and I/O
     def to_dict(self):
@@ -230,6 +311,7 @@ class TailModel:
         return {
             "threshold": self.threshold, "rate": self.rate, "n_exceed": self.n_exceed,
             "sigma": self.sigma, "xi": self.xi, "loglik": self.loglik, "status": self.status,
+            "n_above": self.n_above,
         }
 
     def to_frame(self):
@@ -243,7 +325,7 @@ class TailModel:
     def save(self, path):
         """Write the model to ``path`` (``.npz``)."""
         meta = {"n_samples": self.n_samples, "method": self.method, "rule": self.rule.to_dict(),
-                "min_exceed": self.min_exceed, "format": 1}
+                "min_exceed": self.min_exceed, "decluster": self.decluster, "format": 1}
         np.savez(path, meta=json.dumps(meta), **{k: getattr(self, k) for k in self._ARRAYS})
 
     @classmethod
@@ -252,7 +334,7 @@ class TailModel:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in cls._ARRAYS}
+                arrays = {k: data[k] for k in cls._ARRAYS if k != "n_above" or k in data}  # older files lack it
             meta["rule"] = ThresholdRule.from_dict(meta["rule"])
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise InvalidInputError(f"{path} is not a TailModel file written by TailModel.save: {exc}") from exc
@@ -265,7 +347,8 @@ class TailModel:
         ok = self.status == Status.OK
         lines = [
             f"TailModel({self.n_filters} filters, {self.n_samples} samples, "
-            f"threshold={self.rule}, method={self.method!r})",
+            f"threshold={self.rule}, method={self.method!r}"
+            + ("" if self.decluster is None else f", decluster={self.decluster:g}") + ")",
             f"  status: {status}",
             f"  exceedances per column: median {np.median(self.n_exceed):g}, "
             f"min {self.n_exceed.min()}, max {self.n_exceed.max()}",

@@ -25,6 +25,18 @@ def pwm(x):
     return unit * 2 * a0 * a1 / (a0 - 2 * a1), 2 - a0 / (a0 - 2 * a1)
 
 
+def pwmb(x, a=0.35):
+    """Hosking & Wallis (1987) with plotting positions p_j = (j - a) / n: b_1 = mean(p_j x_(j))."""
+    x = np.sort(np.asarray(x, dtype=float))
+    unit = x[-1]
+    x = x / unit
+    n = x.size
+    p = (np.arange(1, n + 1) - a) / n
+    a0 = x.mean()
+    a1 = a0 - np.mean(p * x)
+    return unit * 2 * a0 * a1 / (a0 - 2 * a1), 2 - a0 / (a0 - 2 * a1)
+
+
 def mom(x):
     """Method of moments: solve mean = sigma/(1-xi), var = sigma^2/((1-xi)^2 (1-2 xi))."""
     x = np.asarray(x, dtype=float)
