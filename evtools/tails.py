@@ -127,15 +127,21 @@ class TailModel:
     slope ``-1 / sigma``, so it stays finite and decreasing: values beyond
     anything the model allows are ordered by how far beyond they are.
 
-    Attributes (arrays of shape (n_filters,))
-    -----------------------------------------
-    threshold, rate, sigma, xi, n_exceed, loglik, status
-    tail_mass : probability mass above the threshold used for scoring
-        (``rate``, or ``1 / (n_samples + 1)`` where no value exceeds).
-    knot_x, knot_sf : (n_filters, n_knots + 1) empirical body knots.
-    ad_stat, cvm_stat : goodness-of-fit statistics computed at fit time (see :meth:`gof`).
-    n_samples : int, rows of the reference matrix.
-    rule : ThresholdRule, method : str, min_exceed : int, the fit's settings.
+    Attributes
+    ----------
+    threshold, rate, sigma, xi, n_exceed, loglik, status : ndarray, shape (n_filters,)
+        Per column: the threshold, the exceedance rate, the GPD fit and its status.
+    tail_mass : ndarray, shape (n_filters,)
+        Probability mass above the threshold used for scoring (``rate``, or
+        ``1 / (n_samples + 1)`` where no value exceeds).
+    knot_x, knot_sf : ndarray, shape (n_filters, n_knots + 1)
+        Empirical body knots.
+    ad_stat, cvm_stat : ndarray, shape (n_filters,)
+        Goodness-of-fit statistics computed at fit time (see :meth:`gof`).
+    n_samples : int
+        Rows of the reference matrix.
+    rule, method, min_exceed : ThresholdRule, str, int
+        The fit's settings.
     """
 
     _ARRAYS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass",
@@ -209,7 +215,7 @@ class TailModel:
         Anderson-Darling (A2) and Cramer-von Mises (W2) statistics of each
         column's exceedances against its fitted GPD, computed during the fit,
         with p-values from the Choulakian & Stephens (2001) tables interpolated
-        over xi (see :mod:`evtools.gof`; limited to [0.001, 0.999]). Columns
+        over xi (see :func:`evtools.gpd_gof`; limited to [0.001, 0.999]). Columns
         without a GPD fit (status not OK or XI_BOUNDARY) or with fewer than 5
         exceedances get NaN. For a bootstrap p-value of one column, pass its
         exceedances to :func:`evtools.gpd_gof`.
