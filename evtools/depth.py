@@ -121,7 +121,7 @@ def depth_profile(ranks, layer_of_column, k=None):
         Column indices of the highest-scoring filters per row, best first, as
         ``scorer.rank(G, k).index`` gives them.
     layer_of_column : array_like, shape (n_filters,), or an object with a ``layer`` attribute
-        See :func:`layer_codes`.
+        See :func:`evtools.depth.layer_codes`.
     k : int, optional
         Use the first ``k`` ranked filters of each row (default: all of them).
 

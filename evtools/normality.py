@@ -295,7 +295,7 @@ class NormalitySummary(TableRecord):
 
 
 class NormalityReport(Mapping):
-    """The results of :func:`normality_tests`: a mapping from test name to :class:`NormalityTest`.
+    """The results of :func:`normality_tests`: a mapping from test name to :class:`~evtools.normality.NormalityTest`.
 
     Attributes
     ----------
@@ -384,7 +384,7 @@ def normality_tests(G, tests=NORMALITY_TESTS, correction="fdr_bh", alpha=0.05):
     Returns
     -------
     NormalityReport
-        Maps each test name to a :class:`NormalityTest` with per-column
+        Maps each test name to a :class:`~evtools.normality.NormalityTest` with per-column
         ``statistic`` and ``pvalue``, and with a correction also
         ``pvalue_corrected`` and ``rejected``. ``report.summary(layers)`` gives
         the share of columns rejecting normality per layer.

@@ -8,7 +8,8 @@ the axes, so plots compose into a user's own figures:
 - :func:`plot_qq_gpd`: a column's exceedances against its fitted GPD (the POT
   score's assumption);
 - :func:`plot_mean_residual_life` and :func:`plot_parameter_stability`: the
-  classical threshold-choice plots, from :mod:`evtools.diagnostics`;
+  classical threshold-choice plots, from :func:`evtools.mean_residual_life`
+  and :func:`evtools.parameter_stability`;
 - :func:`plot_depth_profile`: share of each layer among the top-k filters
   against its share of filters (:func:`evtools.depth_profile`).
 """
@@ -114,7 +115,7 @@ def plot_mean_residual_life(x, ax=None, **kwargs):
     x : array_like, shape (n_samples,)
     ax : matplotlib Axes, optional
     **kwargs
-        Passed to :func:`evtools.diagnostics.mean_residual_life`.
+        Passed to :func:`evtools.mean_residual_life`.
 
     Returns
     -------
@@ -143,7 +144,7 @@ def plot_parameter_stability(x, axes=None, **kwargs):
     x : array_like, shape (n_samples,)
     axes : pair of matplotlib Axes, optional
     **kwargs
-        Passed to :func:`evtools.diagnostics.parameter_stability`.
+        Passed to :func:`evtools.parameter_stability`.
 
     Returns
     -------

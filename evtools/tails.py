@@ -163,22 +163,32 @@ class TailModel:
     slope ``-1 / sigma``, so it stays finite and decreasing: values beyond
     anything the model allows are ordered by how far beyond they are.
 
-    Attributes (arrays of shape (n_filters,))
-    -----------------------------------------
-    threshold, rate, sigma, xi, n_exceed, loglik, status
-    n_exceed : values fitted: exceedances, or cluster maxima when declustered.
-    n_above : all values above the threshold (equal to ``n_exceed`` unless declustered).
-    extremal_index : ``n_exceed / n_above``, the runs estimate when declustered.
-    tail_mass : probability mass above the threshold used for scoring
-        (``rate``, or ``1 / (n_samples + 1)`` where no value exceeds).
-    knot_x, knot_sf : (n_filters, n_knots + 1) empirical body knots.
-    ad_stat, cvm_stat : goodness-of-fit statistics computed at fit time (see :meth:`gof`).
-    n_samples : int, rows of the reference matrix.
-    rule : ThresholdRule, method : str, min_exceed : int, the fit's settings.
-    decluster : float or None, the run length when the tails were fitted to
-        cluster maxima (see :func:`fit_tails`); ``rate`` is then clusters per
-        sample and ``sf`` above the threshold the probability that a sample
-        is the maximum of a cluster exceeding ``g``.
+    Attributes
+    ----------
+    threshold, rate, sigma, xi, loglik, status : ndarray, shape (n_filters,)
+        Per column: the threshold, the exceedance rate, the GPD fit and its status.
+    n_exceed : ndarray, shape (n_filters,)
+        Values fitted: exceedances, or cluster maxima when declustered.
+    n_above : ndarray, shape (n_filters,)
+        All values above the threshold (equal to ``n_exceed`` unless declustered).
+    extremal_index : ndarray, shape (n_filters,)
+        ``n_exceed / n_above``, the runs estimate when declustered.
+    tail_mass : ndarray, shape (n_filters,)
+        Probability mass above the threshold used for scoring (``rate``, or
+        ``1 / (n_samples + 1)`` where no value exceeds).
+    knot_x, knot_sf : ndarray, shape (n_filters, n_knots + 1)
+        Empirical body knots.
+    ad_stat, cvm_stat : ndarray, shape (n_filters,)
+        Goodness-of-fit statistics computed at fit time (see :meth:`gof`).
+    n_samples : int
+        Rows of the reference matrix.
+    rule, method, min_exceed : ThresholdRule, str, int
+        The fit's settings.
+    decluster : float or None
+        The run length when the tails were fitted to cluster maxima (see
+        :func:`fit_tails`); ``rate`` is then clusters per sample and ``sf``
+        above the threshold the probability that a sample is the maximum of a
+        cluster exceeding ``g``.
     """
 
     _ARRAYS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass",

@@ -159,7 +159,7 @@ class ForwardStop(ThresholdRule):
     ``candidates`` (increasing). Above each, the GPD is fitted by maximum
     likelihood and tested with Anderson-Darling (``test="ad"``) or
     Cramer-von Mises (``"cvm"``); p-values ``p_1, ..., p_L`` come from the
-    Choulakian & Stephens tables (:mod:`evtools.gof`). ForwardStop
+    Choulakian & Stephens tables (:func:`evtools.gpd_gof`). ForwardStop
     (G'Sell et al. 2016) rejects the first
     ``k = max{k : -(1/k) sum_{i<=k} log(1 - p_i) <= alpha}`` candidates (0 if
     none) and the threshold is candidate ``k + 1``: the lowest threshold from

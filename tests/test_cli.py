@@ -215,6 +215,7 @@ def test_usage_errors_exit_2(capsys):
     assert "fit" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_module_and_console_script(files):
     tmp, paths, _, _ = files
     res = subprocess.run([sys.executable, "-m", "evtools", "normality", str(paths["G_ref"]), "--tests",

@@ -49,6 +49,7 @@ def _assert_float32_close(G_j, G_t):
     np.testing.assert_allclose(G_j, G_t, rtol=2e-4, atol=1e-6 * np.abs(G_t).max())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reduction", ["mean_abs", "l1", "l2"])
 def test_same_network_same_matrix(reduction):
     model, flax_model, torch_data, flax_data = _twins(24, seed=0)
@@ -59,6 +60,7 @@ def test_same_network_same_matrix(reduction):
     _assert_float32_close(G_j, G_t)
 
 
+@pytest.mark.slow
 def test_tail_model_fitted_on_one_framework_scores_the_other():
     model, flax_model, torch_data, flax_data = _twins(240, seed=1)
     ref_t, ref_j = _both(model, flax_model, (torch_data[0][:200], torch_data[1][:200]),

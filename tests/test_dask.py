@@ -89,6 +89,7 @@ def test_bad_dask_input(rng):
         tail.score(da.from_array(bad, chunks=(500, 5))).compute()
 
 
+@pytest.mark.slow
 def test_numpy_path_does_not_import_dask():
     code = ("import sys, numpy as np, evtools as ev; "
             "t = ev.fit_tails(np.random.default_rng(0).random((60, 3)), progress=False); t.score(np.ones((2, 3))); "
@@ -105,6 +106,7 @@ def client():
         yield c
 
 
+@pytest.mark.slow
 def test_local_cluster_fit_and_score_equal_in_memory(client, rng):
     G = make_matrix(rng, n=2000, m=31, dtype=np.float32)
     expected = ev.fit_tails(G, progress=False)

@@ -19,24 +19,11 @@ from evtools_torch.demo import (
 )
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
+
+
 def _convs(model):
     return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Run on one torch thread: these small models gain little from a second one, and on
-    a busy shared machine two threads waiting on each other run many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="session")
-def demo_cache(tmp_path_factory):
-    """One cache folder for the whole test session: quick models are trained once."""
-    return tmp_path_factory.getbasetemp() / "evtools-demo-cache"
 
 
 @pytest.mark.parametrize(
@@ -75,6 +62,7 @@ def test_bad_width(bad):
         resnet_small(width=bad)
 
 
+@pytest.mark.slow
 def test_training_is_deterministic_given_the_seed():
     torch.manual_seed(0)
     data = make_shapes(256, seed=0)
@@ -127,6 +115,7 @@ def test_config_key_and_validation():
     assert xtr.shape[0] == 2000 and xte.shape[0] == 1000 and not np.array_equal(xtr[:10], xte[:10])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["vgg", "resnet"])
 def test_quick_config_beats_chance_and_caches(arch, demo_cache):
     cfg = DemoConfig.quick(arch)

@@ -142,6 +142,7 @@ def test_w2_table_matches_published_columns():
     np.testing.assert_allclose(T.CVM_CRIT[:, j005], PUBLISHED_W2_0005, atol=0.0025)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("test", ["ad", "cvm"])
 @pytest.mark.parametrize("row,col", [(0, 3), (5, 10), (8, 13), (9, 0)])
 def test_tables_match_asymptotic_distribution(test, row, col):
@@ -178,6 +179,7 @@ def test_table_pvalue_is_monotone_in_statistic(test):
         assert np.all(np.diff(p) <= 0)
 
 
+@pytest.mark.slow
 def test_interpolated_pvalue_close_to_asymptotic_law():
     xi = 0.25  # between rows, between levels
     for test, crit in (("ad", K.AD_CRIT), ("cvm", K.CVM_CRIT)):

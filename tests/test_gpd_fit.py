@@ -97,6 +97,7 @@ SAMPLE = st.lists(st.floats(0, 1e3, allow_subnormal=False), min_size=2, max_size
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25)
 # zeros (see test_zeros_in_the_sample) and values below ~1e-290 max: the likelihood
 # grows without bound as xi -> inf and only local maxima are looked for

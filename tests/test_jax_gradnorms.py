@@ -142,6 +142,7 @@ def batched(monkeypatch):
     monkeypatch.setattr(gradnorms, "_CPU_CHUNK", 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_rows_equal_the_loop_on_a_residual_cnn(x64, batched, reduction):
     """BatchNorm, strided, dilated, grouped, circular and valid convolutions, a residual connection."""
@@ -152,6 +153,7 @@ def test_rows_equal_the_loop_on_a_residual_cnn(x64, batched, reduction):
     _assert_rows_close(G, ref, 1e-9)
 
 
+@pytest.mark.slow
 def test_rows_do_not_depend_on_samples_per_call(x64, monkeypatch):
     apply_fn, params, x, y, _ = _case("2d", n=7)
     G_one, _ = filter_gradient_norms(apply_fn, params, (x, y), batch_size=3, progress=False)
@@ -160,6 +162,7 @@ def test_rows_do_not_depend_on_samples_per_call(x64, monkeypatch):
     np.testing.assert_allclose(G_three, G_one, rtol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind, reduction", [("1d", "l2"), ("shared", "l1"), ("lax", "mean_abs"), ("deep", "l2")])
 def test_rows_equal_the_loop_on_other_models(x64, kind, reduction):
     apply_fn, params, x, y, loop_kwargs = _case(kind)
@@ -167,6 +170,7 @@ def test_rows_equal_the_loop_on_other_models(x64, kind, reduction):
     _assert_rows_close(G, _loop(apply_fn, params, x, y, reduction, index, **loop_kwargs), 1e-9)
 
 
+@pytest.mark.slow
 def test_float32_rows_close_to_the_float64_loop():
     apply_fn, params, x, y, _ = _case("2d", dtype=np.float32)
     G, index = filter_gradient_norms(apply_fn, params, (x, y), progress=False)
@@ -186,6 +190,7 @@ def test_kernel_cast_to_the_inputs_dtype(x64):
     _assert_rows_close(G, _loop(lax_apply, params, x, y, "l2", index, **loop_kwargs), 1e-5)
 
 
+@pytest.mark.slow
 def test_index_follows_the_forward_pass():
     apply_fn, params, x, y, _ = _case("2d", dtype=np.float32)
     _, index = filter_gradient_norms(apply_fn, params, (x, y), progress=False)
@@ -201,6 +206,7 @@ def test_index_follows_the_forward_pass():
     np.testing.assert_array_equal(index.depth, np.repeat(np.arange(11), 2))
 
 
+@pytest.mark.slow
 def test_filters_select_columns():
     apply_fn, params, x, y, _ = _case("2d", dtype=np.float32)
     G, index = filter_gradient_norms(apply_fn, params, (x, y), progress=False)
@@ -214,6 +220,7 @@ def test_filters_select_columns():
     np.testing.assert_allclose(G_one, G[:, index.columns_of("circ")], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_params_without_the_collection_and_jax_inputs():
     """``variables["params"]`` with the batch statistics closed over names layers the same; JAX arrays work."""
     apply_fn, variables, x, y, _ = _case("2d", dtype=np.float32)
@@ -246,6 +253,7 @@ def _nnx_apply(graphdef, state, x):
     return nnx.merge(graphdef, state)(x)
 
 
+@pytest.mark.slow
 def test_flax_nnx_model(x64):
     graphdef, state = nnx.split(NnxNet(nnx.Rngs(0)))
     state = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), state)
@@ -257,6 +265,7 @@ def test_flax_nnx_model(x64):
     _assert_rows_close(G, _loop(apply_fn, state, x, y, "l2", index), 1e-9)
 
 
+@pytest.mark.slow
 def test_custom_loss_and_soft_targets(x64):
     apply_fn, params, x, _, _ = _case("1d")
     target = np.random.default_rng(3).standard_normal((x.shape[0], 3))
@@ -294,6 +303,7 @@ def test_per_pixel_cross_entropy_is_the_mean_over_pixels(x64):
     _raises(r"sample 2 is out of range", model.apply, params, (x, np.where(np.arange(4)[:, None, None] == 2, 3, y)))
 
 
+@pytest.mark.slow
 def test_iterable_of_batches_and_accumulator():
     apply_fn, params, x, y, _ = _case("1d", dtype=np.float32, n=11)
     G, _ = filter_gradient_norms(apply_fn, params, (x, y), progress=False)

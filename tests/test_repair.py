@@ -1,4 +1,7 @@
-"""repair, implant, random_ranking and filter_score_fn on the seeded quick demo model."""
+"""repair, implant, random_ranking and filter_score_fn on the seeded quick demo model.
+
+What ranked repair and implanted faults find on the trained network (claims, not mechanics) is in
+``tests/claims/test_repair_claims.py``."""
 import copy
 
 import numpy as np
@@ -7,27 +10,11 @@ import torch
 
 import evtools as ev
 from evtools import InvalidInputError
-from evtools.perturb import occlusion
 from evtools_torch import filter_gradient_norms, filter_score_fn, implant, random_ranking, repair
-from evtools_torch.demo import DemoConfig, load_or_train, predict, vgg_small
-
-from .test_demo_models import demo_cache, one_torch_thread  # noqa: F401  (shared cache; one torch thread)
+from evtools_torch.demo import vgg_small
 
 K = 25
-
-
-@pytest.fixture(scope="module")
-def trained(demo_cache):  # noqa: F811
-    """The quick VGG, its first 30 test errors and a reference gradient matrix."""
-    cfg = DemoConfig.quick("vgg")
-    model, _ = load_or_train(cfg, demo_cache, progress=False)
-    x, y = cfg.data("test")
-    wrong = np.flatnonzero(predict(model, x).argmax(1) != y)[:30]
-    assert wrong.size >= 20
-    x_ref, y_ref = cfg.data("train")
-    G_ref, index = filter_gradient_norms(model, (torch.as_tensor(x_ref[:600]), torch.as_tensor(y_ref[:600])),
-                                         progress=False)
-    return model, torch.as_tensor(x[wrong]), torch.as_tensor(y[wrong]), G_ref, index
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py, as the `trained` model
 
 
 def _snapshot(model):
@@ -53,6 +40,7 @@ def test_random_ranking():
         random_ranking(5, 6)
 
 
+@pytest.mark.slow  # the trained quick VGG
 def test_repair_changes_only_the_ranked_filters(trained):
     """Watch the working copy's weights at every forward pass: outside the first k ranked
     filters everything (other filters, biases, BatchNorm, buffers) is bit-for-bit original."""
@@ -83,6 +71,7 @@ def test_repair_changes_only_the_ranked_filters(trained):
     _assert_same(model, original)
 
 
+@pytest.mark.slow  # the trained quick VGG
 def test_repair_leaves_the_callers_model_alone(trained):
     model, x, y, G_ref, index = trained
     model.train()
@@ -103,6 +92,7 @@ def test_repair_leaves_the_callers_model_alone(trained):
     assert result.corrected.shape == (4, 10)
 
 
+@pytest.mark.slow  # the trained quick VGG
 def test_repair_matches_a_plain_implementation(trained):
     model, x, y, _, index = trained
     ranking = np.array([5, 40, 2, 17])
@@ -129,6 +119,7 @@ def test_repair_matches_a_plain_implementation(trained):
     np.testing.assert_array_equal(result.filters, np.broadcast_to(ranking, (2, 4)))
 
 
+@pytest.mark.slow  # the trained quick VGG
 def test_ranking_as_layer_channel_pairs(trained):
     model, x, y, _, index = trained
     cols = np.array([3, 30, 60])
@@ -138,25 +129,7 @@ def test_ranking_as_layer_channel_pairs(trained):
     np.testing.assert_array_equal(a.p_true, b.p_true)
 
 
-def test_ranked_repair_beats_random_filters(trained):
-    """Levin et al. / Wang & Sato: changing the salient filters corrects more errors than random ones."""
-    model, x, y, G_ref, index = trained
-    G, _ = filter_gradient_norms(model, (x, y), progress=False)
-    rankings = {
-        "own gradient norm": np.argsort(-G, axis=1, kind="stable")[:, :K],
-        "z-score": ev.ZScoreSaliency().fit(G_ref).rank(G, K),
-        "POT": ev.POTSaliency().fit(G_ref).rank(G, K),
-    }
-    control = repair(model, x, y, random_ranking(len(index), K, seed=0, n_rows=len(y)), k_max=K, progress=False)
-    base = control.fraction_corrected().mean()
-    for name, ranking in rankings.items():
-        result = repair(model, x, y, ranking, k_max=K, progress=False)  # mode="step", lr=1e-3
-        gain = result.fraction_corrected().mean() - base
-        assert gain > 0.2, (name, gain, result, control)
-        assert result.fraction_corrected(within=True)[-1] >= control.fraction_corrected(within=True)[-1]
-    assert np.all(control.pred0 != y.numpy())  # the batch really holds errors
-
-
+@pytest.mark.slow  # the trained quick VGG
 def test_repair_result_summaries(trained):
     model, x, y, _, _ = trained
     r = repair(model, x[:5], y[:5], np.arange(K), mode="zero", progress=False)
@@ -168,6 +141,7 @@ def test_repair_result_summaries(trained):
     assert "RepairResult(n_inputs=5, k_max=25" in repr(r)
 
 
+@pytest.mark.slow  # the trained quick VGG
 def test_repair_bad_arguments(trained):
     model, x, y, _, index = trained
     n = len(index)
@@ -233,6 +207,7 @@ def test_implant_columns_equal_pairs_and_errors():
         implant(model, [("features.conv1_1", 4)])
 
 
+@pytest.mark.slow  # the trained quick VGG
 def test_filter_score_fn_matches_the_gradient_matrix(trained):
     model, x, y, G_ref, index = trained
     scorer = ev.ZScoreSaliency().fit(G_ref)
@@ -251,23 +226,3 @@ def test_filter_score_fn_matches_the_gradient_matrix(trained):
         filter_score_fn(model, scorer, cols, reduce="median")
     with pytest.raises(InvalidInputError, match="score"):
         filter_score_fn(model, object(), cols)
-
-
-def test_implanted_filters_score_high_and_occlusion_maps_them(trained):
-    model, _, _, G_ref, index = trained
-    scorer = ev.ZScoreSaliency().fit(G_ref)
-    chosen = index.columns_of("features.conv2_1")[:3]
-    faulty = implant(model, chosen, "flip")
-    x, y = DemoConfig.quick("vgg").data("test")
-    images = torch.as_tensor(x[:12])
-
-    def scores(net):  # each image scored against its true label
-        return np.array([filter_score_fn(net, scorer, chosen, target=int(y[i]))(images[i:i + 1])[0]
-                         for i in range(len(images))])
-
-    assert np.median(scores(faulty)) > np.median(scores(model)) + 5
-    f = filter_score_fn(faulty, scorer, chosen, target=int(y[0]))
-    for image in (images[0].numpy(), images[0]):  # numpy and torch inputs
-        heat = occlusion(f, image, window=8, stride=4)
-        assert tuple(heat.shape) == (32, 32)
-        assert np.isfinite(np.asarray(heat)).all() and float(np.abs(np.asarray(heat)).max()) > 0

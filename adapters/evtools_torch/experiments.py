@@ -725,7 +725,7 @@ def input_maps(model, scorers, x, y, *, k=5, window=8, stride=4, baseline="blur"
     window, stride : int
         Occlusion window and step, in pixels.
     baseline : str
-        Replacement of occluded pixels (see :mod:`evtools.perturb.baselines`).
+        Replacement of occluded pixels (see :func:`evtools.perturb.make_baseline`).
     reduction, layers, batch_size
         As in :func:`~evtools_torch.filter_gradient_norms`.
     progress : bool

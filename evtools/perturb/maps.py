@@ -51,7 +51,7 @@ def occlusion(f, x, window, stride=1, baseline="zero", *, batch_size=64, progres
         window along an axis that the window does not span entirely (pixels
         would be left uncovered).
     baseline : str, float, array or Baseline
-        Replacement of occluded pixels; see :mod:`evtools.perturb.baselines`.
+        Replacement of occluded pixels; see :func:`evtools.perturb.make_baseline`.
     batch_size : int
         Occluded inputs per call of ``f``.
     progress : bool
@@ -230,7 +230,7 @@ def rise(f, x, n_masks=4000, cells=7, p=0.5, baseline="zero", *, seed=None, batc
     p : float in (0, 1)
         Probability that a cell is kept (paper: 0.5).
     baseline : str, float, array or Baseline
-        What masked pixels show; see :mod:`evtools.perturb.baselines`.
+        What masked pixels show; see :func:`evtools.perturb.make_baseline`.
     seed : int or None
         Seed of the masks; None draws fresh ones.
     batch_size : int

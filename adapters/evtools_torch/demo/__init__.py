@@ -1,11 +1,11 @@
 """Demo data, models and training for evtools_torch: nothing downloaded, everything seeded.
 
-* :mod:`.data`: ten procedurally drawn classes of shapes and textures at
+* ``data``: ten procedurally drawn classes of shapes and textures at
   32x32 (:func:`make_shapes`), ImageNet-C style corruptions (:func:`corrupt`)
   and a shifted domain (``make_shapes(..., domain="shifted")``).
-* :mod:`.models`: a VGG-like (:func:`vgg_small`) and a ResNet-like
+* ``models``: a VGG-like (:func:`vgg_small`) and a ResNet-like
   (:func:`resnet_small`) CNN family with BatchNorm.
-* :mod:`.train`: seeded training (:func:`train`), :func:`evaluate`,
+* ``train``: seeded training (:func:`train`), :func:`evaluate`,
   :func:`predict`, and :func:`load_or_train` with a cache keyed by a
   :class:`DemoConfig` hash.
 

@@ -38,7 +38,7 @@ MAIN_LEVEL = 0.90
 
 @dataclasses.dataclass(frozen=True)
 class DemoSettings:
-    """Sizes of the demo's experiments (the model itself is a :class:`DemoConfig`).
+    """Sizes of the demo's experiments (the model itself is a :class:`~evtools_torch.demo.DemoConfig`).
 
     Attributes
     ----------
@@ -103,7 +103,7 @@ class DemoSettings:
 
 
 def demo_config(quick=False, seed=0):
-    """The :class:`DemoConfig` of the demo network: ``quick`` for CI, else the full model."""
+    """The :class:`~evtools_torch.demo.DemoConfig` of the demo network: ``quick`` for CI, else the full model."""
     return DemoConfig.quick("vgg", seed=seed) if quick else DemoConfig.full("vgg", seed=seed)
 
 

@@ -274,7 +274,7 @@ class DemoConfig:
         return make_shapes(n, seed=(self.seed, 0 if split == "train" else 1))
 
     def key(self):
-        """Hex digest (16 characters) of the config and :data:`CACHE_VERSION`."""
+        """Hex digest (16 characters) of the config and ``CACHE_VERSION``."""
         text = json.dumps({"version": CACHE_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
