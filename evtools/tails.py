@@ -271,7 +271,7 @@ class TailModel:
 
         Anderson-Darling (A2) and Cramer-von Mises (W2) statistics of each
         column's exceedances (cluster maxima when declustered) against its
-        fitted GPD, computed during the fit. P-values (see :mod:`evtools.gof`):
+        fitted GPD, computed during the fit. P-values (see :func:`evtools.gpd_gof`):
 
         - ``pvalue="table"``: Choulakian & Stephens (2001) tables, interpolated
           over xi and limited to [0.001, 0.999]. They hold for maximum
@@ -311,7 +311,7 @@ class TailModel:
         -------
         Calibration
             Per level and column and pooled over columns; ``print`` shows a
-            table (see :func:`evtools.calibration.calibration`).
+            table (see :class:`evtools.Calibration`).
         """
         return calibration(self, G_holdout, levels, alpha=alpha)
 
