@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import parallel_kernel
 from . import _gof_tables as T
 from ._gpd_kernels import gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
 
@@ -83,7 +84,7 @@ def ad_cvm_sorted(y, sigma, xi):
     return -n - acc / n, w2
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def ad_cvm_columns(Y, counts, sigma, xi):
     """Anderson-Darling A2 and Cramer-von Mises W2 of many columns at once.
 
@@ -166,7 +167,7 @@ def table_pvalue(stat, xi, table):
     return _logistic(table[0, n_lev])
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def table_pvalues(stats, xi, table):
     """:func:`table_pvalue` over columns: ``stats``, ``xi`` float64 (n_cols,) -> (n_cols,)."""
     n = stats.shape[0]
@@ -176,7 +177,7 @@ def table_pvalues(stats, xi, table):
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def bootstrap_exceedances(U, sigma, xi, ad_obs, cvm_obs):
     """Parametric bootstrap of A2 and W2 with the GPD refitted by MLE.
 
@@ -255,7 +256,7 @@ def forwardstop_pick(p, alpha):
     return usable[k_hat], FS_OK
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad, table):
     """ForwardStop threshold selection (Bader, Yan & Zhang 2018) over sorted columns.
 

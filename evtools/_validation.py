@@ -7,14 +7,15 @@ message that says what was wrong and how to fix it.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ._errors import InvalidInputError
+from ._parallel import parallel_kernel
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _first_nonfinite_per_column(a):
     """For a 2-D array, the row of the first non-finite value per column (-1 if none)."""
     n, m = a.shape

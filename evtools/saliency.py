@@ -23,11 +23,12 @@ import zipfile
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 from scipy import special
 
 from ._errors import InvalidInputError, NotFittedError
 from ._io import TableRecord
+from ._parallel import parallel_kernel
 from ._validation import as_matrix, check_columns, check_probability
 from .normality import check_correction, correct_pvalues
 from .tails import TailModel, fit_tails
@@ -39,7 +40,7 @@ STD_FLOOR = 1e-14
 _BLOCK = 32  # columns per block of the Welford kernel: rows are read in contiguous runs
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _welford_columns(G):
     """One streaming pass per column: count, mean and sum of squared deviations, in float64.
 
