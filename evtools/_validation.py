@@ -6,6 +6,9 @@ message that says what was wrong and how to fix it.
 """
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 from numba import prange
 
@@ -136,3 +139,81 @@ def check_columns(G, n_filters, name="G"):
             f"{name} has {G.shape[1]} columns but the model was fitted on {n_filters}; "
             "reference and diagnosed matrices must share their columns"
         )
+
+
+INT_MAX = 2**62
+"""Largest count accepted anywhere (kernels take int64)."""
+
+
+def check_int(v, name, *, low=1, high=INT_MAX, none_ok=False):
+    """``v`` as an int in ``[low, high]`` (None passes through when ``none_ok``).
+
+    Integral floats such as ``10.0`` are accepted; bools, strings, NaN and
+    non-integral numbers are refused.
+    """
+    if v is None and none_ok:
+        return None
+    ok = isinstance(v, numbers.Integral) and not isinstance(v, bool)
+    if not ok and isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v == int(v):
+        ok = True
+    if not ok or not low <= v <= high:
+        bounds = f">= {low}" if high == INT_MAX else f"in [{low}, {high}]"
+        opt = " or None" if none_ok else ""
+        raise InvalidInputError(f"{name} must be an integer {bounds}{opt}, got {v!r}")
+    return int(v)
+
+
+def positive_int(v, name):
+    """``v`` as an int >= 1 (ints only: ``2.0`` is refused)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 1 <= v <= INT_MAX:
+        raise InvalidInputError(f"{name} must be a positive integer, got {v!r}")
+    return int(v)
+
+
+def check_choice(v, name, choices):
+    """``v`` after checking it is one of the strings ``choices``."""
+    if not isinstance(v, str) or v not in choices:
+        raise InvalidInputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {v!r}")
+    return v
+
+
+def check_names(v, name, choices):
+    """A non-empty tuple of strings from ``choices``, from one string or a sequence of them."""
+    if isinstance(v, str):
+        v = (v,)
+    try:
+        v = tuple(v)
+    except TypeError:
+        v = None
+    if not v or any(not isinstance(s, str) or s not in choices for s in v):
+        raise InvalidInputError(
+            f"{name} must be one or more of {', '.join(map(repr, choices))}; got {v!r}"
+        )
+    return v
+
+
+def check_random_state(random_state, name="random_state"):
+    """A ``numpy.random.Generator`` (or a legacy ``RandomState``) from what numpy accepts as a seed."""
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    try:
+        return np.random.default_rng(random_state)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{name} must be None, a non-negative integer seed or a numpy Generator, got {random_state!r}"
+        ) from exc
+
+
+def check_sequence(v, name):
+    """``v`` as a list, from a list, tuple or 1-D array (a string or a scalar is refused)."""
+    if isinstance(v, (str, bytes)) or np.ndim(v) != 1:
+        raise InvalidInputError(f"{name} must be a sequence (list, tuple or 1-D array), got {v!r}")
+    return list(v)
+
+
+def check_strings(v, name):
+    """``v`` as a list of strings, from a sequence of them."""
+    v = check_sequence(v, name)
+    if any(not isinstance(s, (str, np.str_)) for s in v):
+        raise InvalidInputError(f"{name} must hold strings, got {v!r}")
+    return [str(s) for s in v]

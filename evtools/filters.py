@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._errors import InvalidInputError
+from ._validation import check_int, check_sequence, check_strings
 
 #: Per-filter reductions of a weight gradient that every framework adapter offers:
 #: mean |g| over the filter's weights (Levin et al.), the L1 norm and the L2 norm.
@@ -91,9 +92,11 @@ class FilterIndex:
         FilterIndex
             With ``sum(n_channels)`` columns.
         """
-        names = list(names)
-        n_channels = np.asarray(n_channels, dtype=np.int64)
-        n_weights = np.asarray(n_weights, dtype=np.int64)
+        names = check_strings(names, "names")
+        n_channels = np.array([check_int(c, "n_channels") for c in check_sequence(n_channels, "n_channels")],
+                              dtype=np.int64)
+        n_weights = np.array([check_int(c, "n_weights") for c in check_sequence(n_weights, "n_weights")],
+                             dtype=np.int64)
         if not (len(names) == n_channels.shape[0] == n_weights.shape[0]):
             raise InvalidInputError(
                 f"names, n_channels and n_weights must have one length, got "

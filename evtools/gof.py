@@ -39,7 +39,8 @@ import numpy as np
 
 from . import _gof_kernels as K
 from ._errors import InvalidInputError
-from ._validation import _as_float_array, as_sample
+from ._validation import (_as_float_array, as_sample, check_choice, check_names, check_random_state,
+                          positive_int)
 
 TESTS = ("ad", "cvm")
 PVALUE_METHODS = ("table", "bootstrap")
@@ -48,19 +49,12 @@ _NAMES = {"ad": "Anderson-Darling A2", "cvm": "Cramer-von Mises W2"}
 
 
 def _check_tests(test):
-    tests = (test,) if isinstance(test, str) else tuple(test)
-    if not tests or any(t not in TESTS for t in tests):
-        raise InvalidInputError(f"test must be 'ad', 'cvm' or a tuple of them, got {test!r}")
-    return tuple(dict.fromkeys(tests))
+    return tuple(dict.fromkeys(check_names(test, "test", TESTS)))
 
 
 def _check_pvalue(pvalue, n_boot):
-    if pvalue not in PVALUE_METHODS:
-        raise InvalidInputError(f"pvalue must be 'table' or 'bootstrap', got {pvalue!r}")
-    if pvalue == "bootstrap":
-        if isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-            raise InvalidInputError(f"n_boot must be a positive integer (e.g. 999), got {n_boot!r}")
-    return int(n_boot)
+    check_choice(pvalue, "pvalue", PVALUE_METHODS)
+    return positive_int(n_boot, "n_boot")
 
 
 def _check_params(sigma, xi):
@@ -179,7 +173,7 @@ def gpd_gof(x, sigma, xi, *, test=("ad", "cvm"), pvalue="table", n_boot=999, ran
         pvals = {t: K.table_pvalue(stats[t], xi, _CRIT[t]) for t in TESTS}
         valid = None
     else:
-        p_ad, p_cvm, valid = _bootstrap(y, sigma, xi, ad, cvm, n_boot, np.random.default_rng(random_state))
+        p_ad, p_cvm, valid = _bootstrap(y, sigma, xi, ad, cvm, n_boot, check_random_state(random_state))
         pvals = {"ad": p_ad, "cvm": p_cvm}
     return GOFResult(
         statistic={t: float(stats[t]) for t in tests},
@@ -247,7 +241,7 @@ def gof_columns(Y, counts, sigma, xi, pvalue="table", *, n_boot=999, random_stat
         p_ad = K.table_pvalues(ad, xi, K.AD_CRIT)
         p_cvm = K.table_pvalues(cvm, xi, K.CVM_CRIT)
     else:
-        rng = np.random.default_rng(random_state)
+        rng = check_random_state(random_state)
         p_ad = np.full(n_cols, np.nan)
         p_cvm = np.full(n_cols, np.nan)
         for j in np.flatnonzero(np.isfinite(ad)):

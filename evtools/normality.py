@@ -29,7 +29,7 @@ from scipy import special, stats
 
 from ._errors import InvalidInputError
 from ._io import TableRecord
-from ._validation import as_matrix
+from ._validation import as_matrix, check_names, check_probability
 from .depth import layer_codes
 
 NORMALITY_TESTS = ("shapiro", "dagostino", "jarque_bera", "anderson", "lilliefors")
@@ -400,18 +400,9 @@ def normality_tests(G, tests=NORMALITY_TESTS, correction="fdr_bh", alpha=0.05):
     functions, give what those functions give at a moderate scale. For more
     than 5000 rows the Shapiro-Wilk p-value is, as scipy warns, approximate.
     """
-    if isinstance(tests, str):
-        tests = (tests,)
-    tests = tuple(tests)
-    unknown = [t for t in tests if t not in NORMALITY_TESTS]
-    if unknown or not tests:
-        raise InvalidInputError(
-            f"unknown normality test(s) {unknown or '(none given)'}; choose from {', '.join(NORMALITY_TESTS)}"
-        )
+    tests = check_names(tests, "tests", NORMALITY_TESTS)
     correction = check_correction(correction)
-    alpha = float(alpha)
-    if not 0 < alpha < 1:
-        raise InvalidInputError(f"alpha must lie in (0, 1), got {alpha}")
+    alpha = check_probability(alpha, "alpha")
     G = np.asarray(as_matrix(G, "G"), dtype=np.float64)
     n = G.shape[0]
     need = max(_MIN_ROWS[t] for t in tests)
