@@ -6,7 +6,6 @@ message that says what was wrong and how to fix it.
 """
 from __future__ import annotations
 
-import math
 import numbers
 
 import numpy as np
@@ -148,46 +147,47 @@ INT_MAX = 2**62
 def check_int(v, name, *, low=1, high=INT_MAX, none_ok=False):
     """``v`` as an int in ``[low, high]`` (None passes through when ``none_ok``).
 
-    Integral floats such as ``10.0`` are accepted; bools, strings, NaN and
-    non-integral numbers are refused.
+    Python and numpy integers only: bools, floats (even ``10.0``), strings and
+    NaN are refused.
     """
     if v is None and none_ok:
         return None
-    ok = isinstance(v, numbers.Integral) and not isinstance(v, bool)
-    if not ok and isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) and v == int(v):
-        ok = True
-    if not ok or not low <= v <= high:
-        bounds = f">= {low}" if high == INT_MAX else f"in [{low}, {high}]"
-        opt = " or None" if none_ok else ""
-        raise InvalidInputError(f"{name} must be an integer {bounds}{opt}, got {v!r}")
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or not low <= v <= high:
+        if low == 1 and high == INT_MAX:
+            want = "a positive integer"
+        else:
+            want = f"an integer >= {low}" if high == INT_MAX else f"an integer in [{low}, {high}]"
+        raise InvalidInputError(f"{name} must be {want}{' or None' if none_ok else ''}, got {v!r}")
     return int(v)
 
 
 def positive_int(v, name):
-    """``v`` as an int >= 1 (ints only: ``2.0`` is refused)."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 1 <= v <= INT_MAX:
-        raise InvalidInputError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
+    """``v`` as an int >= 1."""
+    return check_int(v, name)
 
 
 def check_choice(v, name, choices):
     """``v`` after checking it is one of the strings ``choices``."""
     if not isinstance(v, str) or v not in choices:
-        raise InvalidInputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {v!r}")
+        raise InvalidInputError(f"unknown {name} {v!r}; {name} must be one of {', '.join(map(repr, choices))}")
     return v
 
 
-def check_names(v, name, choices):
-    """A non-empty tuple of strings from ``choices``, from one string or a sequence of them."""
+def check_names(v, name, choices, what=None):
+    """A non-empty tuple of strings from ``choices``, from one string or a sequence of them.
+
+    ``what`` names one choice in the message (default ``name``).
+    """
     if isinstance(v, str):
         v = (v,)
     try:
         v = tuple(v)
     except TypeError:
         v = None
-    if not v or any(not isinstance(s, str) or s not in choices for s in v):
+    bad = [s for s in v if not isinstance(s, str) or s not in choices] if v else "(none given)"
+    if bad:
         raise InvalidInputError(
-            f"{name} must be one or more of {', '.join(map(repr, choices))}; got {v!r}"
+            f"{name} must be one or more of {', '.join(map(repr, choices))}; unknown {what or name}: {bad}"
         )
     return v
 

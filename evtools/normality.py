@@ -400,7 +400,7 @@ def normality_tests(G, tests=NORMALITY_TESTS, correction="fdr_bh", alpha=0.05):
     functions, give what those functions give at a moderate scale. For more
     than 5000 rows the Shapiro-Wilk p-value is, as scipy warns, approximate.
     """
-    tests = check_names(tests, "tests", NORMALITY_TESTS)
+    tests = check_names(tests, "tests", NORMALITY_TESTS, "normality test(s)")
     correction = check_correction(correction)
     alpha = check_probability(alpha, "alpha")
     G = np.asarray(as_matrix(G, "G"), dtype=np.float64)

@@ -23,7 +23,8 @@ from . import _spot_kernels as SK
 from ._errors import InvalidInputError, NotFittedError
 from ._io import TableRecord
 from ._tail_kernels import METHODS
-from ._validation import as_matrix, check_choice, check_columns, check_finite, check_int, check_probability
+from ._validation import (INT_MAX, as_matrix, check_choice, check_columns, check_finite, check_int,
+                          check_probability)
 from .threshold import Quantile
 
 _MIN_CAPACITY = 16
@@ -279,7 +280,7 @@ class SPOT:
         ndarray, shape (n_peaks_[column],), float64 (a copy)
         """
         self._check_is_fitted()
-        column = check_int(column, "column", low=-self.n_features_in_, high=self.n_features_in_ - 1)
+        column = check_int(column, "column", low=-INT_MAX)
         if not -self.n_features_in_ <= column < self.n_features_in_:
             raise InvalidInputError(f"column {column} out of range for {self.n_features_in_} columns")
         return self._peaks[column, :self.n_peaks_[column]].copy()
