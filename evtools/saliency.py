@@ -305,10 +305,11 @@ class ZScoreSaliency(_ParameterSaliency):
     ``score(G) = (G - mean_) / std_`` per column, with the mean and the
     unbiased (``n - 1``) standard deviation of the whole reference matrix
     (every reference input, correctly classified or not, as in their code),
-    accumulated in one streaming Welford pass in float64. A standard
-    deviation at or below ``STD_FLOOR = 1e-14`` (a constant column, such as a
-    dead filter) is replaced by 1, so such a column scores ``g - mean``
-    instead of dividing by zero.
+    accumulated in one streaming Welford pass in float64 with each column
+    scaled by a power of two (exact; finite and right from denormals to
+    +-1e308). A standard deviation at or below ``STD_FLOOR = 1e-14`` (a
+    constant column, such as a dead filter) is replaced by 1, so such a column
+    scores ``g - mean`` instead of dividing by zero.
 
     ``pvalues`` are one-sided normal tail probabilities ``Phi(-z)``: exactly
     the normality assumption behind comparing z-scores across filters. On
@@ -322,9 +323,11 @@ class ZScoreSaliency(_ParameterSaliency):
     n_samples_seen_ : int
     mean_ : ndarray, shape (n_filters,)
     var_ : ndarray, shape (n_filters,)
-        Unbiased variance.
+        Unbiased variance; inf (0) where it lies beyond float64 (values near
+        1e200 and up; denormals). Scores do not use it.
     std_ : ndarray, shape (n_filters,)
-        ``sqrt(var_)``, with values at or below ``STD_FLOOR`` replaced by 1.
+        The unbiased standard deviation, with values at or below ``STD_FLOOR``
+        replaced by 1.
     """
 
     def fit(self, G_ref):
