@@ -223,10 +223,7 @@ class GPD:
             shape = self._sigma.shape
         else:
             dims = (size,) if np.ndim(size) == 0 else size
-            try:
-                shape = tuple(check_int(d, "size", low=0, high=MAX_DRAWS) for d in dims)
-            except TypeError:  # not iterable
-                shape = (check_int(size, "size", low=0, high=MAX_DRAWS),)
+            shape = tuple(check_int(d, "size", low=0, high=MAX_DRAWS) for d in dims)
         try:
             sigma = np.broadcast_to(self._sigma, shape)
             xi = np.broadcast_to(self._xi, shape)
