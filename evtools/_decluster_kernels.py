@@ -12,6 +12,8 @@ maximum is its largest value, the first one among ties.
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import parallel_kernel
+
 from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
 from ._status import OK, XI_BOUNDARY
 from ._tail_kernels import fit_tail
@@ -43,7 +45,7 @@ def _cluster_maxima(x, t, time, run, index_out, maxima_out):
     return n_exceed, m + 1
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def count_clusters(X, t, time, run):
     """``(n_exceed, n_clusters)``, int64 (F,) each, of the columns of ``X`` (n, F)."""
     n, F = X.shape
@@ -56,7 +58,7 @@ def count_clusters(X, t, time, run):
     return n_exceed, n_clusters
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def cluster_maxima(X, t, time, run, m_max):
     """Rows and values of every cluster maximum: ``index`` int64 (m_max, F) padded with -1,
     ``maxima`` float64 (m_max, F) padded with NaN (``m_max`` from :func:`count_clusters`)."""
@@ -112,7 +114,7 @@ def intervals_estimate(x, t):
     return min(1.0, theta)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def intervals_columns(X, t):
     """:func:`intervals_estimate` of every column of ``X`` (n, F) -> float64 (F,)."""
     F = X.shape[1]
@@ -122,7 +124,7 @@ def intervals_columns(X, t):
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def fit_clusters_block(X, t, run, method, min_exceed, n_total):
     """GPD fits of the cluster maxima of a block of time-ordered columns.
 

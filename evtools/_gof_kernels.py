@@ -29,6 +29,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import parallel_kernel
 from . import _gof_tables as T
 from ._gpd_kernels import fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
 from ._status import OK, XI_BOUNDARY
@@ -84,7 +85,7 @@ def ad_cvm_sorted(y, sigma, xi):
     return -n - acc / n, w2
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def ad_cvm_columns(Y, counts, sigma, xi):
     """Anderson-Darling A2 and Cramer-von Mises W2 of many columns at once.
 
@@ -167,7 +168,7 @@ def table_pvalue(stat, xi, table):
     return _logistic(table[0, n_lev])
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def table_pvalues(stats, xi, table):
     """:func:`table_pvalue` over columns: ``stats``, ``xi`` float64 (n_cols,) -> (n_cols,)."""
     n = stats.shape[0]
@@ -180,7 +181,7 @@ def table_pvalues(stats, xi, table):
 BOOT_CHUNK = 32  #: bootstrap replicates per task (one seed each): results do not depend on the threads
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def bootstrap_columns(counts, sigma, xi, ad_obs, cvm_obs, method, n_boot, seeds):
     """Parametric bootstrap of A2 and W2 for many columns, refitting with the same estimator.
 
@@ -274,7 +275,7 @@ def forwardstop_pick(p, alpha):
     return usable[k_hat], FS_OK
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad, table):
     """ForwardStop threshold selection (Bader, Yan & Zhang 2018) over sorted columns.
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import parallel_kernel
 from ._status import CONSTANT, TOO_FEW
 from ._tail_kernels import fit_tail
 
@@ -51,7 +52,7 @@ def anomaly_threshold(q, t, sigma, xi, n_peaks, n_obs):
     return t + sigma * math.expm1(-xi * log_r) / xi
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def calibrate(T, t, q, method, min_exceed, capacity):
     """Initial peaks, fit and anomaly threshold of every column.
 
@@ -113,7 +114,7 @@ def _insert_sorted(row, size, value):
     row[lo] = value
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def stream(X, q, method, min_exceed, refit_every, t, peaks, n_peaks, n_obs, pending,
            sigma, xi, status, z_q, window, head, alarm, z_out, m_out):
     """Run SPOT (``window.shape[1] == 0``) or DSPOT over new values, updating the state in place.
@@ -180,7 +181,7 @@ def stream(X, q, method, min_exceed, refit_every, t, peaks, n_peaks, n_obs, pend
                     z_q[j] = anomaly_threshold(q, t[j], s, x_, n_peaks[j], n_obs[j])
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def drift_residuals(X, depth):
     """DSPOT's calibration values: ``X[i] - mean(X[i - depth:i])`` for ``i >= depth``.
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import parallel_kernel
 from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
 from ._gpd_kernels import METHODS, fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf  # noqa: F401 (METHODS: the registry, re-exported)
 from ._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
@@ -59,7 +60,7 @@ def _midp_survival(col, v, n_total):
     return (col.shape[0] - above + 0.5 * (above - at_least)) / n_total
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def fit_sorted_block(S, t, method, min_exceed, n_total, n_knots):
     """Fit the tails of a block of sorted columns.
 
@@ -169,7 +170,7 @@ def logsf_value(g, t, mass, sigma, xi, kx, ks, left):
     return math.log(body_sf(g, kx, ks, left))
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def logsf_matrix(G, t, mass, sigma, xi, knot_x, knot_sf, left):
     """log survival of every entry of G (n, F) under its column's tail model."""
     n, F = G.shape
@@ -189,7 +190,7 @@ def _tail_isf(p, sigma, xi):
     return gpd_quantile_from_logsf(math.log(p), sigma, xi)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def isf_vector(q, t, mass, sigma, xi, knot_x, knot_sf):
     """Per column the level exceeded with probability q (inverse of sf)."""
     F = t.shape[0]

@@ -6,15 +6,18 @@ message that says what was wrong and how to fix it.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ._errors import InvalidInputError
+from ._parallel import parallel_kernel
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _first_nonfinite_per_column(a):
     """For a 2-D array, the row of the first non-finite value per column (-1 if none)."""
     n, m = a.shape
@@ -135,3 +138,82 @@ def check_columns(G, n_filters, name="G"):
             f"{name} has {G.shape[1]} columns but the model was fitted on {n_filters}; "
             "reference and diagnosed matrices must share their columns"
         )
+
+
+INT_MAX = 2**62
+"""Largest count accepted anywhere (kernels take int64)."""
+
+
+def check_int(v, name, *, low=1, high=INT_MAX, none_ok=False):
+    """``v`` as an int in ``[low, high]`` (None passes through when ``none_ok``).
+
+    Python and numpy integers only: bools, floats (even ``10.0``), strings and
+    NaN are refused.
+    """
+    if v is None and none_ok:
+        return None
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral) or not low <= v <= high:
+        if low == 1 and high == INT_MAX:
+            want = "a positive integer"
+        else:
+            want = f"an integer >= {low}" if high == INT_MAX else f"an integer in [{low}, {high}]"
+        raise InvalidInputError(f"{name} must be {want}{' or None' if none_ok else ''}, got {v!r}")
+    return int(v)
+
+
+def positive_int(v, name):
+    """``v`` as an int >= 1."""
+    return check_int(v, name)
+
+
+def check_choice(v, name, choices):
+    """``v`` after checking it is one of the strings ``choices``."""
+    if not isinstance(v, str) or v not in choices:
+        raise InvalidInputError(f"unknown {name} {v!r}; {name} must be one of {', '.join(map(repr, choices))}")
+    return v
+
+
+def check_names(v, name, choices, what=None):
+    """A non-empty tuple of strings from ``choices``, from one string or a sequence of them.
+
+    ``what`` names one choice in the message (default ``name``).
+    """
+    if isinstance(v, str):
+        v = (v,)
+    try:
+        v = tuple(v)
+    except TypeError:
+        v = None
+    bad = [s for s in v if not isinstance(s, str) or s not in choices] if v else "(none given)"
+    if bad:
+        raise InvalidInputError(
+            f"{name} must be one or more of {', '.join(map(repr, choices))}; unknown {what or name}: {bad}"
+        )
+    return v
+
+
+def check_random_state(random_state, name="random_state"):
+    """A ``numpy.random.Generator`` (or a legacy ``RandomState``) from what numpy accepts as a seed."""
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    try:
+        return np.random.default_rng(random_state)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{name} must be None, a non-negative integer seed or a numpy Generator, got {random_state!r}"
+        ) from exc
+
+
+def check_sequence(v, name):
+    """``v`` as a list, from a list, tuple or 1-D array (a string or a scalar is refused)."""
+    if isinstance(v, (str, bytes)) or np.ndim(v) != 1:
+        raise InvalidInputError(f"{name} must be a sequence (list, tuple or 1-D array), got {v!r}")
+    return list(v)
+
+
+def check_strings(v, name):
+    """``v`` as a list of strings, from a sequence of them."""
+    v = check_sequence(v, name)
+    if any(not isinstance(s, (str, np.str_)) for s in v):
+        raise InvalidInputError(f"{name} must hold strings, got {v!r}")
+    return [str(s) for s in v]

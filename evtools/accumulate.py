@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._errors import InvalidInputError
-from ._validation import as_matrix, check_finite
+from ._validation import as_matrix, check_finite, positive_int
 
 
 class TopKAccumulator:
@@ -49,9 +49,7 @@ class TopKAccumulator:
     """
 
     def __init__(self, k):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
-        self.k = int(k)
+        self.k = positive_int(k, "k")
         self.count = 0
         self.n_filters = None
         self._buf = None  # (n_filters, 2 (k + 1)): per column, values in [:_fill] (unsorted)

@@ -87,7 +87,7 @@ def _threshold_rule(text):
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if 0 < value < 1:
         return Quantile(value)
-    if value >= 1 and value == int(value):
+    if 1 <= value < 2**62 and value == int(value):
         return TopK(int(value))
     raise argparse.ArgumentTypeError(
         f"{text}: give a quantile level in (0, 1) or a whole number of top values"

@@ -152,7 +152,7 @@ def depth_profile(ranks, layer_of_column, k=None):
     top = index[:, :k]
     if top.min() < 0 or top.max() >= n_total:
         raise InvalidInputError(
-            f"ranks hold column indices outside [0, {n_total}) for {n_total} filters"
+            f"ranks hold column indices outside [0, {n_total}): layer_of_column has {n_total} filters"
         )
     n_filters = np.bincount(codes, minlength=layers.size)
     observed = np.bincount(codes[top.ravel()], minlength=layers.size)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._errors import InvalidInputError
+from ._validation import INT_MAX, check_int, check_sequence, check_strings
 
 #: Per-filter reductions of a weight gradient that every framework adapter offers:
 #: mean |g| over the filter's weights (Levin et al.), the L1 norm and the L2 norm.
@@ -91,9 +92,11 @@ class FilterIndex:
         FilterIndex
             With ``sum(n_channels)`` columns.
         """
-        names = list(names)
-        n_channels = np.asarray(n_channels, dtype=np.int64)
-        n_weights = np.asarray(n_weights, dtype=np.int64)
+        names = check_strings(names, "names")
+        n_channels, n_weights = (
+            np.array([check_int(c, name, low=-INT_MAX) for c in check_sequence(v, name)], dtype=np.int64)
+            for v, name in ((n_channels, "n_channels"), (n_weights, "n_weights"))
+        )
         if not (len(names) == n_channels.shape[0] == n_weights.shape[0]):
             raise InvalidInputError(
                 f"names, n_channels and n_weights must have one length, got "
@@ -102,7 +105,9 @@ class FilterIndex:
         if len(set(names)) != len(names):
             raise InvalidInputError(f"layer names must be unique, got {names}")
         if np.any(n_channels < 1) or np.any(n_weights < 1):
-            raise InvalidInputError("every layer needs at least one channel and one weight")
+            raise InvalidInputError(
+                "every layer needs at least one channel and one weight (n_channels, n_weights >= 1)"
+            )
         return cls(
             layer=np.repeat(np.asarray(names, dtype=str), n_channels),
             channel=np.concatenate([np.arange(c) for c in n_channels]) if names else np.zeros(0, np.int64),

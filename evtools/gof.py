@@ -48,7 +48,8 @@ import numpy as np
 from . import _gof_kernels as K
 from . import _gpd_kernels as GPDK
 from ._errors import InvalidInputError
-from ._validation import _as_float_array, as_sample
+from ._validation import (_as_float_array, as_sample, check_choice, check_names, check_random_state,
+                          positive_int)
 
 TESTS = ("ad", "cvm")
 PVALUE_METHODS = ("table", "bootstrap")
@@ -57,19 +58,12 @@ _NAMES = {"ad": "Anderson-Darling A2", "cvm": "Cramer-von Mises W2"}
 
 
 def _check_tests(test):
-    tests = (test,) if isinstance(test, str) else tuple(test)
-    if not tests or any(t not in TESTS for t in tests):
-        raise InvalidInputError(f"test must be 'ad', 'cvm' or a tuple of them, got {test!r}")
-    return tuple(dict.fromkeys(tests))
+    return tuple(dict.fromkeys(check_names(test, "test", TESTS)))
 
 
 def _check_pvalue(pvalue, n_boot):
-    if pvalue not in PVALUE_METHODS:
-        raise InvalidInputError(f"pvalue must be 'table' or 'bootstrap', got {pvalue!r}")
-    if pvalue == "bootstrap":
-        if isinstance(n_boot, (bool, np.bool_)) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-            raise InvalidInputError(f"n_boot must be a positive integer (e.g. 999), got {n_boot!r}")
-    return int(n_boot)
+    check_choice(pvalue, "pvalue", PVALUE_METHODS)
+    return positive_int(n_boot, "n_boot")
 
 
 def _check_params(sigma, xi):
@@ -106,7 +100,7 @@ def pvalues(ad, cvm, counts, sigma, xi, estimator, pvalue, n_boot, random_state)
             return nan, nan.copy(), None
         return K.table_pvalues(ad, xi, K.AD_CRIT), K.table_pvalues(cvm, xi, K.CVM_CRIT), None
     n_tasks = -(-n_boot // K.BOOT_CHUNK)
-    seeds = np.random.default_rng(random_state).integers(0, 2**31 - 1, size=(ad.shape[0], n_tasks))
+    seeds = check_random_state(random_state).integers(0, 2**31 - 1, size=(ad.shape[0], n_tasks))
     ge_ad, ge_cvm, valid = (a.sum(axis=1) for a in K.bootstrap_columns(
         np.ascontiguousarray(counts, dtype=np.int64), sigma, xi, ad, cvm, code, n_boot, seeds))
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -16,7 +16,10 @@ from numba import vectorize
 from . import _gpd_kernels as _k
 from ._errors import InvalidInputError
 from ._status import OK, XI_BOUNDARY, Status
-from ._validation import _as_float_array, as_sample
+from ._validation import _as_float_array, as_sample, check_int, check_random_state
+
+MAX_DRAWS = 2**40
+"""Largest ``size`` per axis of :meth:`GPD.rvs`."""
 
 __all__ = ["GPD", "GPDFit", "gpd_fit"]
 
@@ -216,7 +219,11 @@ class GPD:
         -------
         float or ndarray, shape ``size``
         """
-        shape = self._sigma.shape if size is None else tuple(np.atleast_1d(size).astype(int))
+        if size is None:
+            shape = self._sigma.shape
+        else:
+            dims = (size,) if np.ndim(size) == 0 else size
+            shape = tuple(check_int(d, "size", low=0, high=MAX_DRAWS) for d in dims)
         try:
             sigma = np.broadcast_to(self._sigma, shape)
             xi = np.broadcast_to(self._xi, shape)
@@ -225,10 +232,7 @@ class GPD:
                 f"size {shape} does not fit the parameter shape {self._sigma.shape}; "
                 "pass a size the parameters broadcast to"
             ) from exc
-        if isinstance(random_state, np.random.RandomState):
-            e = random_state.standard_exponential(shape)
-        else:
-            e = np.random.default_rng(random_state).standard_exponential(shape)
+        e = check_random_state(random_state).standard_exponential(shape)
         with np.errstate(over="ignore"):  # heavy tails: draws beyond 1.8e308 are inf
             return _scalar_or_array(np.asarray(_from_exponential(e, sigma, xi)))
 

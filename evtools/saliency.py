@@ -19,15 +19,17 @@ normal filter (see ``docs/saliency.md``).
 """
 from __future__ import annotations
 
+import math
 import zipfile
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 from scipy import special
 
 from ._errors import InvalidInputError, NotFittedError
 from ._io import TableRecord
+from ._parallel import parallel_kernel
 from ._validation import as_matrix, check_columns, check_probability
 from .normality import check_correction, correct_pvalues
 from .tails import TailModel, fit_tails
@@ -39,9 +41,14 @@ STD_FLOOR = 1e-14
 _BLOCK = 32  # columns per block of the Welford kernel: rows are read in contiguous runs
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _welford_columns(G):
-    """One streaming pass per column: count, mean and sum of squared deviations, in float64.
+    """One scaled streaming pass per column: exponent, mean and sum of squared deviations.
+
+    Each column is scaled by a power of two, ``2**-e`` with ``e`` the binary
+    exponent of its largest magnitude (exact: no rounding), so that its
+    values lie in (-1, 1): the update neither overflows (values near
+    +-1e308) nor underflows (denormals).
 
     Parameters
     ----------
@@ -49,24 +56,41 @@ def _welford_columns(G):
 
     Returns
     -------
+    e : ndarray, shape (n_filters,), int64
+        Binary exponent of each column's largest magnitude (0 for a zero column).
     mean, m2 : ndarray, shape (n_filters,), float64
-        ``m2`` is the sum of squared deviations from the mean (Welford's M2).
+        Mean and sum of squared deviations (Welford's M2) of ``G * 2**-e``.
     """
     n, m = G.shape
+    e = np.zeros(m, dtype=np.int64)
     mean = np.zeros(m)
     m2 = np.zeros(m)
     n_blocks = (m + _BLOCK - 1) // _BLOCK
     for b in prange(n_blocks):
         j0 = b * _BLOCK
         j1 = min(j0 + _BLOCK, m)
+        limit = np.zeros(j1 - j0)  # 2**e: a larger magnitude moves the column to a larger scale
+        s1 = np.ones(j1 - j0)  # 2**-e as two factors, neither of which overflows
+        s2 = np.ones(j1 - j0)
         for i in range(n):
             inv = 1.0 / (i + 1)
             for j in range(j0, j1):
                 x = np.float64(G[i, j])
+                if abs(x) >= limit[j - j0]:
+                    e_new = math.frexp(x)[1]
+                    if i > 0:
+                        mean[j] = math.ldexp(mean[j], e[j] - e_new)
+                        m2[j] = math.ldexp(m2[j], 2 * (e[j] - e_new))
+                    e[j] = e_new
+                    limit[j - j0] = math.ldexp(1.0, e_new) if e_new < 1024 else np.inf
+                    half = -e_new // 2
+                    s1[j - j0] = math.ldexp(1.0, half)
+                    s2[j - j0] = math.ldexp(1.0, -e_new - half)
+                x = x * s1[j - j0] * s2[j - j0]
                 delta = x - mean[j]
                 mean[j] += delta * inv
                 m2[j] += delta * (x - mean[j])
-    return mean, m2
+    return e, mean, m2
 
 
 @dataclass(repr=False)
@@ -281,10 +305,11 @@ class ZScoreSaliency(_ParameterSaliency):
     ``score(G) = (G - mean_) / std_`` per column, with the mean and the
     unbiased (``n - 1``) standard deviation of the whole reference matrix
     (every reference input, correctly classified or not, as in their code),
-    accumulated in one streaming Welford pass in float64. A standard
-    deviation at or below ``STD_FLOOR = 1e-14`` (a constant column, such as a
-    dead filter) is replaced by 1, so such a column scores ``g - mean``
-    instead of dividing by zero.
+    accumulated in one streaming Welford pass in float64 with each column
+    scaled by a power of two (exact; finite and right from denormals to
+    +-1e308). A standard deviation at or below ``STD_FLOOR = 1e-14`` (a
+    constant column, such as a dead filter) is replaced by 1, so such a column
+    scores ``g - mean`` instead of dividing by zero.
 
     ``pvalues`` are one-sided normal tail probabilities ``Phi(-z)``: exactly
     the normality assumption behind comparing z-scores across filters. On
@@ -298,9 +323,11 @@ class ZScoreSaliency(_ParameterSaliency):
     n_samples_seen_ : int
     mean_ : ndarray, shape (n_filters,)
     var_ : ndarray, shape (n_filters,)
-        Unbiased variance.
+        Unbiased variance; inf (0) where it lies beyond float64 (values near
+        1e200 and up; denormals). Scores do not use it.
     std_ : ndarray, shape (n_filters,)
-        ``sqrt(var_)``, with values at or below ``STD_FLOOR`` replaced by 1.
+        The unbiased standard deviation, with values at or below ``STD_FLOOR``
+        replaced by 1.
     """
 
     def fit(self, G_ref):
@@ -330,27 +357,32 @@ class ZScoreSaliency(_ParameterSaliency):
         self
         """
         G_batch = as_matrix(G_batch, "G_batch")
-        mean_b, m2_b = _welford_columns(np.ascontiguousarray(G_batch))
+        e_b, mean_b, m2_b = _welford_columns(np.ascontiguousarray(G_batch))
         n_b = G_batch.shape[0]
         if not hasattr(self, "n_features_in_"):
             self.n_features_in_ = G_batch.shape[1]
-            return self._set_state(n_b, mean_b, m2_b)
+            return self._set_state(n_b, e_b, mean_b, m2_b)
         check_columns(G_batch, self.n_features_in_, "G_batch")
         n_a = self.n_samples_seen_
         n = n_a + n_b
-        delta = mean_b - self.mean_
-        return self._set_state(
-            n, self.mean_ + delta * (n_b / n), self._m2 + m2_b + delta**2 * (n_a * n_b / n)
-        )
+        e = np.maximum(self._exponent, e_b)  # merge on the larger scale (powers of two: exact)
+        mean_a, m2_a = np.ldexp(self._mean, self._exponent - e), np.ldexp(self._m2, 2 * (self._exponent - e))
+        mean_b, m2_b = np.ldexp(mean_b, e_b - e), np.ldexp(m2_b, 2 * (e_b - e))
+        delta = mean_b - mean_a
+        return self._set_state(n, e, mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n))
 
-    def _set_state(self, n_samples, mean, m2):
+    def _set_state(self, n_samples, exponent, mean, m2):
+        """State in scaled units (column ``j`` scaled by ``2**-exponent[j]``); public attributes from it."""
         self.n_samples_seen_ = int(n_samples)
-        self.mean_ = mean
-        self._m2 = m2
+        self._exponent, self._mean, self._m2 = np.asarray(exponent, dtype=np.int64), mean, m2
         with np.errstate(invalid="ignore", divide="ignore"):
-            self.var_ = m2 / (self.n_samples_seen_ - 1)
-        std = np.sqrt(self.var_)
-        self.std_ = np.where(std <= STD_FLOOR, 1.0, std)
+            var = m2 / (self.n_samples_seen_ - 1)
+        std = np.sqrt(var)
+        self.mean_ = np.ldexp(mean, self._exponent)
+        with np.errstate(over="ignore"):
+            self.var_ = np.ldexp(var, 2 * self._exponent)  # inf (0) where the variance over- (under-)flows
+            std_ = np.ldexp(std, self._exponent)
+        self.std_ = np.where(std_ <= STD_FLOOR, 1.0, std_)
         return self
 
     def score(self, G):
@@ -367,7 +399,14 @@ class ZScoreSaliency(_ParameterSaliency):
         G2, one_row = self._matrix(G)
         if self.n_samples_seen_ < 2:
             raise InvalidInputError("the reference holds 1 row; a standard deviation needs at least 2")
-        z = (np.asarray(G2, dtype=np.float64) - self.mean_) / self.std_
+        G2 = np.asarray(G2, dtype=np.float64)
+        try:
+            with np.errstate(over="raise"):
+                z = (G2 - self.mean_) / self.std_
+        except FloatingPointError:  # g - mean_ overflowed (values near +-1e308): scale by 2**-k, exact
+            k = np.maximum(np.frexp(self.std_)[1] - 1, 0)
+            with np.errstate(over="ignore"):  # a z-score beyond float64 stays inf
+                z = (np.ldexp(G2, -k) - np.ldexp(self.mean_, -k)) / np.ldexp(self.std_, -k)
         return z[0] if one_row else z
 
     @staticmethod
@@ -377,13 +416,16 @@ class ZScoreSaliency(_ParameterSaliency):
     def save(self, path):
         """Write the fitted statistics to ``path`` (``.npz``); read back with :func:`load_saliency`."""
         self._check_is_fitted()
-        np.savez(path, scorer="zscore", n_samples_seen=self.n_samples_seen_, mean=self.mean_, m2=self._m2)
+        # mean and m2 of each column scaled by 2**-exponent (files without exponent: 0, unscaled)
+        np.savez(path, scorer="zscore", n_samples_seen=self.n_samples_seen_, mean=self._mean, m2=self._m2,
+                 exponent=self._exponent)
 
     @classmethod
     def _from_arrays(cls, data):
         model = cls()
         model.n_features_in_ = int(data["mean"].shape[0])
-        return model._set_state(data["n_samples_seen"], data["mean"].astype(np.float64),
+        exponent = data["exponent"] if "exponent" in data else np.zeros(model.n_features_in_, dtype=np.int64)
+        return model._set_state(data["n_samples_seen"], exponent, data["mean"].astype(np.float64),
                                 data["m2"].astype(np.float64))
 
 

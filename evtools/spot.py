@@ -23,7 +23,8 @@ from . import _spot_kernels as SK
 from ._errors import InvalidInputError, NotFittedError
 from ._io import TableRecord
 from ._tail_kernels import METHODS
-from ._validation import as_matrix, check_columns, check_finite, check_probability
+from ._validation import (INT_MAX, as_matrix, check_choice, check_columns, check_finite, check_int,
+                          check_probability)
 from .threshold import Quantile
 
 _MIN_CAPACITY = 16
@@ -158,12 +159,9 @@ class SPOT:
     def _check_params(self):
         check_probability(self.q, "q")
         check_probability(self.level, "level")
-        if self.method not in METHODS:
-            raise InvalidInputError(f"unknown method {self.method!r}; choose one of {sorted(METHODS)}")
-        for name, low in (("min_exceed", 2), ("refit_every", 1)):
-            value = getattr(self, name)
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
-                raise InvalidInputError(f"{name} must be an integer >= {low}, got {value!r}")
+        check_choice(self.method, "method", tuple(METHODS))
+        check_int(self.min_exceed, "min_exceed", low=2)
+        check_int(self.refit_every, "refit_every")
 
     def _kernel_args(self):
         return float(self.q), METHODS[self.method], int(self.min_exceed)
@@ -282,7 +280,7 @@ class SPOT:
         ndarray, shape (n_peaks_[column],), float64 (a copy)
         """
         self._check_is_fitted()
-        column = int(column)
+        column = check_int(column, "column", low=-INT_MAX)
         if not -self.n_features_in_ <= column < self.n_features_in_:
             raise InvalidInputError(f"column {column} out of range for {self.n_features_in_} columns")
         return self._peaks[column, :self.n_peaks_[column]].copy()
@@ -354,9 +352,7 @@ class DSPOT(SPOT):
         self.depth = depth
 
     def _check_params(self):
-        d = self.depth
-        if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)) or d < 1:
-            raise InvalidInputError(f"depth must be an integer >= 1, got {d!r}")
+        check_int(self.depth, "depth")
         super()._check_params()
 
     def _calibration_values(self, XT):

@@ -16,11 +16,15 @@ from ._blocks import sorted_column_blocks
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._status import Status
-from ._validation import as_matrix, check_columns, check_probability
+from ._validation import as_matrix, check_choice, check_columns, check_int, check_probability
 from .calibration import DEFAULT_LEVELS, calibration
 from .declustering import check_run
 from .gof import _check_pvalue, pvalues
 from .threshold import Quantile, ThresholdRule
+
+MAX_KNOTS = 2**16
+"""Most body knots per column (``n_knots``)."""
+
 
 def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
               n_knots=64, block_size=None, progress=True, decluster=None):
@@ -47,7 +51,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         :class:`evtools.TopKAccumulator`). Rates are then exceedances divided
         by ``n_samples``; the empirical body is known only above the smallest
         kept value.
-    n_knots : int
+    n_knots : int in [2, 65536]
         Order statistics stored per column to represent the empirical survival
         below the threshold (see :class:`TailModel`).
     block_size : int, optional
@@ -75,18 +79,16 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         raise InvalidInputError(
             f"threshold must be a threshold rule such as ev.Quantile(0.98) or ev.TopK(500), got {rule!r}"
         )
-    if method not in K.METHODS:
-        raise InvalidInputError(f"unknown method {method!r}; choose one of {sorted(K.METHODS)}")
-    if int(min_exceed) < 2:
-        raise InvalidInputError(f"min_exceed must be at least 2, got {min_exceed}")
-    if int(n_knots) < 2:
-        raise InvalidInputError(f"n_knots must be at least 2, got {n_knots}")
+    method = check_choice(method, "method", tuple(K.METHODS))
+    min_exceed = check_int(min_exceed, "min_exceed", low=2)
+    n_knots = check_int(n_knots, "n_knots", low=2, high=MAX_KNOTS)
+    block_size = check_int(block_size, "block_size", none_ok=True)
     run = None if decluster is None else check_run(decluster)
     if run is not None and n_samples is not None:
         raise InvalidInputError("decluster needs the full time series; it cannot be used with n_samples "
                                 "(a top-k summary has lost the time order)")
     n_rows, F = G.shape
-    n_total = n_rows if n_samples is None else int(n_samples)
+    n_total = n_rows if n_samples is None else check_int(n_samples, "n_samples")
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
     if is_dask_array(G):  # the same fit mapped over column blocks (evtools._dask)

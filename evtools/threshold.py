@@ -10,12 +10,14 @@ exceedances and the empirical body), through ``thresholds_from_sorted``.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from . import _gof_kernels as _GK
 from ._blocks import sorted_column_blocks
 from ._errors import InvalidInputError
-from ._validation import as_matrix, check_probability
+from ._validation import as_matrix, check_int, check_probability
 
 
 class ThresholdRule:
@@ -68,9 +70,14 @@ class ThresholdRule:
     def from_dict(spec):
         """The rule described by :meth:`to_dict`."""
         rules = {cls.__name__: cls for cls in (Quantile, TopK, ForwardStop)}
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("params", {}), Mapping):
+            raise InvalidInputError(f"spec must be a dict {{'rule': name, 'params': {{...}}}}, got {spec!r}")
         if spec.get("rule") not in rules:
-            raise InvalidInputError(f"unknown threshold rule {spec.get('rule')!r}; known: {sorted(rules)}")
-        return rules[spec["rule"]](**spec["params"])
+            raise InvalidInputError(f"unknown threshold rule {spec.get('rule')!r} in spec; known: {sorted(rules)}")
+        try:
+            return rules[spec["rule"]](**spec.get("params", {}))
+        except TypeError as exc:  # unknown parameter names
+            raise InvalidInputError(f"spec holds parameters that {spec['rule']} does not take: {exc}") from exc
 
     def __eq__(self, other):
         return type(self) is type(other) and vars(self) == vars(other)
@@ -88,7 +95,7 @@ class _OrderStatisticRule(ThresholdRule):
 
     def thresholds_from_sorted(self, S, n_samples=None):
         n_rows = S.shape[0]
-        n = n_rows if n_samples is None else int(n_samples)
+        n = n_rows if n_samples is None else check_int(n_samples, "n_samples")
         rank, frac = self.position(n)
         first_kept = n - n_rows  # rank of S[0] among all n samples
         if rank < first_kept:
@@ -196,25 +203,25 @@ class ForwardStop(ThresholdRule):
         self.alpha = check_probability(alpha, "alpha")
         if candidates is None:
             candidates = np.round(np.linspace(0.5, 0.98, 25), 2)
-        probs = np.asarray(candidates, dtype=np.float64)
+        try:
+            probs = np.asarray(candidates, dtype=np.float64)
+        except (TypeError, ValueError):
+            probs = np.empty(0)
         if probs.ndim != 1 or probs.size == 0:
             raise InvalidInputError(f"candidates must be a non-empty 1-D sequence of probabilities, got {candidates!r}")
         for q in probs:
-            check_probability(q, "each candidate")
+            check_probability(q, "each of candidates")
         if np.any(np.diff(probs) <= 0):
             raise InvalidInputError(f"candidates must be strictly increasing, got {probs.tolist()}")
         self.candidates = tuple(float(q) for q in probs)
         if test not in ("ad", "cvm"):
             raise InvalidInputError(f"test must be 'ad' or 'cvm', got {test!r}")
         self.test = test
-        if (isinstance(min_exceed, (bool, np.bool_)) or not isinstance(min_exceed, (int, np.integer))
-                or min_exceed < _GK.MIN_GOF_SIZE):
-            raise InvalidInputError(f"min_exceed must be an integer >= {_GK.MIN_GOF_SIZE}, got {min_exceed!r}")
-        self.min_exceed = int(min_exceed)
+        self.min_exceed = check_int(min_exceed, "min_exceed", low=_GK.MIN_GOF_SIZE)
 
     def _run(self, S, n_samples):
         n_rows = S.shape[0]
-        n = n_rows if n_samples is None else int(n_samples)
+        n = n_rows if n_samples is None else check_int(n_samples, "n_samples")
         first_kept = n - n_rows
         pos = [Quantile(q).position(n) for q in self.candidates]
         rank = np.array([r for r, _ in pos], dtype=np.int64)

@@ -18,6 +18,7 @@ from array_api_compat import array_namespace, device as array_device, is_torch_n
 from tqdm.auto import tqdm
 
 from .._errors import InvalidInputError
+from .._validation import positive_int
 
 
 @dataclass(frozen=True)
@@ -130,13 +131,6 @@ def as_model(f, name="f"):
             f"{name} must be a callable batch -> scores of shape (batch,), got {type(f).__name__}"
         )
     return f
-
-
-def positive_int(v, name):
-    """``v`` as an int >= 1."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
 
 
 def int_pair(v, name):

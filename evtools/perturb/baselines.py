@@ -18,6 +18,7 @@ measures by how much.
 """
 from __future__ import annotations
 
+import math
 import numbers
 from functools import lru_cache
 
@@ -178,7 +179,7 @@ def resolve_baseline(images: Images, baseline, name="baseline"):
     if isinstance(baseline, bool):
         raise InvalidInputError(f"{name} must be a name, a number or an array, got a bool")
     if isinstance(baseline, numbers.Real):
-        if not np.isfinite(baseline):
+        if not math.isfinite(baseline):  # math: Python ints beyond int64 too
             raise InvalidInputError(f"{name} must be finite, got {baseline}")
         return xp.full_like(x, float(baseline))
     baseline, _ = with_namespace(baseline, name)

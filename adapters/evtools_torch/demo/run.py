@@ -10,7 +10,6 @@ Every step is seeded; the same seed and settings give the same numbers.
 from __future__ import annotations
 
 import dataclasses
-import os
 import platform
 import time
 from pathlib import Path
@@ -121,14 +120,15 @@ def run_demo(out, quick=False, seed=0, progress=True, threads=1):
     progress : bool
         Show progress bars.
     threads : int or None
-        Torch threads while the demo runs (restored afterwards); None keeps
-        torch's setting. One by default: the demo's small convolutions gain
-        little from more, and on a shared, busy machine two threads waiting
-        for each other at every operation ran the demo several times slower.
-        Unless ``NUMBA_THREADING_LAYER`` is set, numba's ``"workqueue"``
-        threading layer is chosen too (if numba has not started one yet): with
-        the OpenMP layer, every evtools kernel left worker threads that slowed
-        the torch work after it up to 40-fold for seconds.
+        Torch threads, and numba threads of the calling thread, while the demo
+        runs (both restored afterwards; numba's count is per thread, so other
+        threads and the threading layer are untouched); None keeps both
+        settings. One by default: the demo's small convolutions gain little
+        from more, and on a shared, busy machine two threads waiting for each
+        other at every operation ran the demo several times slower; numba's
+        OpenMP workers left spinning after an evtools kernel also slowed the
+        torch work after it. The demo never changes numba's threading layer
+        (see ``docs/guarantees.md``, "Threads and processes").
 
     Returns
     -------
@@ -137,15 +137,15 @@ def run_demo(out, quick=False, seed=0, progress=True, threads=1):
         ``malicious``, ``depth_shift``, ``repair``, ``input_maps`` and
         ``claims`` (every claim's measure, interval and verdict).
     """
-    if "NUMBA_THREADING_LAYER" not in os.environ:
-        numba.config.THREADING_LAYER = "workqueue"  # no effect once numba has launched its threads
-    previous = torch.get_num_threads()
+    previous = torch.get_num_threads(), numba.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:
         return _run(Path(out), quick, seed, progress)
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(previous[0])
+        numba.set_num_threads(previous[1])
 
 
 def _run(out, quick, seed, progress):
