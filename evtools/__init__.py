@@ -15,7 +15,7 @@ from .normality import NormalityReport, normality_tests
 from .saliency import POTSaliency, ZScoreSaliency, load_saliency
 from . import perturb
 from .gof import GOFResult, gof_columns, gpd_gof
-from .threshold import ForwardStop
+from .threshold import Fixed, ForwardStop
 from .diagnostics import mean_residual_life, parameter_stability
 from .spot import DSPOT, SPOT, SPOTResult
 

@@ -29,7 +29,7 @@ from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
 from .depth import layer_codes
 from .normality import CORRECTIONS, NORMALITY_TESTS, normality_tests
 from .saliency import POTSaliency, ZScoreSaliency, load_saliency
-from .threshold import Quantile, TopK
+from .threshold import Fixed, Quantile, TopK
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -80,7 +80,24 @@ def _read_layers(path, n_filters):
 
 
 def _threshold_rule(text):
-    """``0.9`` is a quantile level, ``500`` a top-k count."""
+    """``0.9`` is a quantile level, ``500`` a top-k count, ``fixed:30`` a fixed threshold.
+
+    ``fixed:PATH`` reads one threshold per column from a ``.npy`` file or a
+    text file of numbers.
+    """
+    if text.startswith("fixed:"):
+        value = text[len("fixed:"):]
+        try:
+            return Fixed(float(value))
+        except ValueError:
+            pass
+        try:
+            values = np.load(value) if value.endswith(".npy") else np.loadtxt(value, delimiter=None, ndmin=1)
+            return Fixed(np.ravel(values))
+        except (OSError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(
+                f"{text}: give fixed:NUMBER or fixed:FILE (.npy or text, one threshold per column): {exc}"
+            ) from None
     try:
         value = float(text)
     except ValueError:
@@ -90,7 +107,7 @@ def _threshold_rule(text):
     if value >= 1 and value == int(value):
         return TopK(int(value))
     raise argparse.ArgumentTypeError(
-        f"{text}: give a quantile level in (0, 1) or a whole number of top values"
+        f"{text}: give a quantile level in (0, 1), a whole number of top values, or fixed:NUMBER"
     )
 
 
@@ -109,7 +126,8 @@ def _add_fit(subparsers):
     p.add_argument("--scorer", choices=("pot", "zscore"), default="pot",
                    help="pot: tail model per filter (Wang & Sato); zscore: mean and std (Levin et al.)")
     p.add_argument("--threshold", type=_threshold_rule, default=Quantile(0.90),
-                   help="pot threshold: a quantile level such as 0.9 (default) or a top-k count such as 500")
+                   help="pot threshold: a quantile level such as 0.9 (default), a top-k count such as 500, "
+                        "or a fixed threshold: fixed:30 (every column) or fixed:FILE (.npy or text, one per column)")
     p.add_argument("--method", choices=("mle", "pwm", "zhang", "mom"), default="mle",
                    help="pot: GPD estimator (default: exact maximum likelihood)")
     p.set_defaults(run=_run_fit)

@@ -17,7 +17,7 @@ from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
-from .threshold import Quantile, ThresholdRule
+from .threshold import Fixed, Quantile, ThresholdRule, as_rule
 
 def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
               n_knots=64, block_size=None, progress=True):
@@ -31,8 +31,10 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         sorted block by block in their own dtype (float32 stays float32) and
         fitted in float64. A Dask array is fitted by column blocks on the
         current Dask scheduler and gives the same model (see ``docs/streaming.md``).
-    threshold : ThresholdRule, default ``Quantile(0.98)``
-        How each column's threshold is chosen.
+    threshold : ThresholdRule, float or array_like of shape (n_filters,), default ``Quantile(0.98)``
+        How each column's threshold is chosen. A number, or one number per
+        column, is a fixed threshold (``Fixed(threshold)``). Exceedances are
+        the values strictly above the threshold.
     method : {"mle", "pwm", "zhang", "mom"}
         GPD estimator (see :func:`evtools.gpd_fit`).
     min_exceed : int
@@ -57,11 +59,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     TailModel
     """
     G = as_dask_matrix(G, "G") if is_dask_array(G) else as_matrix(G, "G")
-    rule = Quantile(0.98) if threshold is None else threshold
-    if not isinstance(rule, ThresholdRule):
-        raise InvalidInputError(
-            f"threshold must be a threshold rule such as ev.Quantile(0.98) or ev.TopK(500), got {rule!r}"
-        )
+    rule = as_rule(threshold, Quantile(0.98))
     if method not in K.METHODS:
         raise InvalidInputError(f"unknown method {method!r}; choose one of {sorted(K.METHODS)}")
     if int(min_exceed) < 2:
@@ -69,6 +67,8 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     if int(n_knots) < 2:
         raise InvalidInputError(f"n_knots must be at least 2, got {n_knots}")
     n_rows, F = G.shape
+    if isinstance(rule, Fixed):
+        rule.values(F)  # one threshold or one per column
     n_total = n_rows if n_samples is None else int(n_samples)
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
@@ -76,8 +76,8 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         return fit_tails_dask(G, threshold=rule, method=method, min_exceed=int(min_exceed),
                               n_samples=n_samples, n_knots=int(n_knots), block_size=block_size)
     parts = []
-    for _, _, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
-        t = np.ascontiguousarray(rule.thresholds_from_sorted(S, n_total), dtype=np.float64)
+    for j0, j1, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
+        t = np.ascontiguousarray(rule.for_columns(j0, j1).thresholds_from_sorted(S, n_total), dtype=np.float64)
         parts.append((t, *K.fit_sorted_block(
             S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))))
     t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = (
