@@ -11,12 +11,14 @@ import math
 import numpy as np
 
 from . import _gof_kernels as GK
+from . import _return_kernels as RK
 from . import _tail_kernels as K
 from ._blocks import sorted_column_blocks
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
+from .return_levels import return_levels
 from .threshold import Fixed, Quantile, ThresholdRule, as_rule
 
 def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
@@ -78,14 +80,16 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     parts = []
     for j0, j1, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
         t = np.ascontiguousarray(rule.for_columns(j0, j1).thresholds_from_sorted(S, n_total), dtype=np.float64)
-        parts.append((t, *K.fit_sorted_block(
-            S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))))
-    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = (
+        fit = K.fit_sorted_block(S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))
+        cov = (RK.relative_cov_block(S, t, fit[0], fit[1], fit[2], fit[4]) if method == "mle"
+               else np.full((t.size, 3), np.nan))
+        parts.append((t, *fit, cov))
+    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm, rel_cov = (
         np.concatenate(c, axis=0) for c in zip(*parts))
     return TailModel(
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
-        ad_stat=ad, cvm_stat=cvm,
+        ad_stat=ad, cvm_stat=cvm, rel_cov=rel_cov,
         n_samples=n_total, method=method, rule=rule, min_exceed=int(min_exceed),
     )
 
@@ -134,15 +138,21 @@ class TailModel:
         (``rate``, or ``1 / (n_samples + 1)`` where no value exceeds).
     knot_x, knot_sf : (n_filters, n_knots + 1) empirical body knots.
     ad_stat, cvm_stat : goodness-of-fit statistics computed at fit time (see :meth:`gof`).
+    rel_cov : (n_filters, 3) covariance of ``(sigma_hat / sigma, xi_hat)`` from the
+        observed information, entries (sigma, sigma), (sigma, xi), (xi, xi): the
+        MLE's standard errors are ``sigma * sqrt(rel_cov[:, 0])`` and
+        ``sqrt(rel_cov[:, 2])``. NaN for non-MLE fits, columns whose status is
+        not OK and ``xi <= -1/2``.
     n_samples : int, rows of the reference matrix.
     rule : ThresholdRule, method : str, min_exceed : int, the fit's settings.
     """
 
     _ARRAYS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass",
-               "knot_x", "knot_sf", "body_complete", "ad_stat", "cvm_stat")
+               "knot_x", "knot_sf", "body_complete", "ad_stat", "cvm_stat", "rel_cov")
 
     def __init__(self, *, threshold, n_exceed, sigma, xi, loglik, status, tail_mass, knot_x,
-                 knot_sf, body_complete, ad_stat, cvm_stat, n_samples, method, rule, min_exceed):
+                 knot_sf, body_complete, ad_stat, cvm_stat, n_samples, method, rule, min_exceed,
+                 rel_cov=None):
         self.threshold = threshold
         self.n_exceed = n_exceed
         self.sigma = sigma
@@ -155,6 +165,7 @@ class TailModel:
         self.body_complete = body_complete
         self.ad_stat = ad_stat
         self.cvm_stat = cvm_stat
+        self.rel_cov = np.full((threshold.shape[0], 3), np.nan) if rel_cov is None else rel_cov
         self.n_samples = int(n_samples)
         self.method = method
         self.rule = rule
@@ -224,6 +235,54 @@ class TailModel:
             "cvm_stat": self.cvm_stat, "cvm_pvalue": GK.table_pvalues(self.cvm_stat, self.xi, GK.CVM_CRIT),
         }
 
+    def return_level(self, period, alpha=0.05, method="delta", per_year=None, G=None):
+        """Per-column return levels with ``1 - alpha`` confidence intervals.
+
+        The ``m``-observation return level is exceeded on average once every
+        ``m`` observations: ``x_m = u + sigma / xi * ((m * rate) ** xi - 1)``
+        (Coles 2001, section 4.3.3), equal to ``isf(1 / m)``.
+
+        Parameters
+        ----------
+        period : float
+            Return period: in observations, or in years (any unit) when
+            ``per_year`` is given; ``m = period * per_year`` observations.
+        alpha : float in (0, 1)
+            1 - confidence level (0.05: 95 % intervals).
+        method : {"delta", "profile"}
+            * ``"delta"``: ``x_m -+ z * se`` with the delta-method variance of
+              ``(rate, sigma, xi)``: the binomial ``rate (1 - rate) / n`` for
+              the rate and the inverse observed information for the GPD
+              (stored at fit time, :attr:`rel_cov`). Symmetric; too narrow
+              on the upper side for heavy tails.
+            * ``"profile"``: ``{x : 2 (loglik - profile(x)) <= chi2_1(1 - alpha)}``,
+              with ``sigma`` written in terms of ``x_m`` and the likelihood
+              maximised over ``xi`` (``xi >= -1``), the rate held at its
+              estimate (as Coles and ismev's ``gpd.prof`` do). Needs ``G``.
+        per_year : float, optional
+            Observations per unit of ``period`` (365.25 for daily data and a
+            period in years).
+        G : array_like, shape (n_rows, n_filters), optional
+            The reference matrix the model was fitted to (needed, and
+            checked, for ``"profile"``: the model does not keep the
+            exceedances).
+
+        Returns
+        -------
+        ReturnLevels
+            ``estimate``, ``lower``, ``upper``, ``se`` of shape (n_filters,);
+            intervals are NaN where the column's status is not OK or the
+            level is not above the threshold (see :class:`evtools.ReturnLevels`).
+
+        Raises
+        ------
+        InvalidInputError
+            The model was not fitted by maximum likelihood (the intervals
+            are likelihood-based), ``m < 1``, or ``G`` is missing or not the
+            reference matrix for ``"profile"``.
+        """
+        return return_levels(self, period, alpha=alpha, method=method, per_year=per_year, G=G)
+
     # ------------------------------------------------------------ tables and I/O
     def to_dict(self):
         """Per-column results as a dict of arrays (no pandas needed)."""
@@ -252,7 +311,7 @@ class TailModel:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in cls._ARRAYS}
+                arrays = {k: data[k] for k in cls._ARRAYS if k in data.files or k != "rel_cov"}
             meta["rule"] = ThresholdRule.from_dict(meta["rule"])
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise InvalidInputError(f"{path} is not a TailModel file written by TailModel.save: {exc}") from exc
