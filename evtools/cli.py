@@ -5,6 +5,7 @@
     evtools fit G_ref.npy -o tails.npz             # per-filter tail models (POT), or --scorer zscore
     evtools score tails.npz G.npy --top 10         # top filters per row, with p-values
     evtools normality G_ref.npy                    # normality tests per column, summary per layer
+    evtools return-levels tails.npz --period 1e4   # per-filter return levels with 95 % intervals
     evtools demo --out DIR [--quick]               # train a small CNN, run the experiments, DIR/report.html
 
 Matrices are read from ``.npy``, ``.npz`` or ``.csv``; tables go to the
@@ -25,6 +26,7 @@ import numpy as np
 
 from . import __version__
 from ._errors import EvtoolsError
+from ._status import Status
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
 from .depth import layer_codes
 from .normality import CORRECTIONS, NORMALITY_TESTS, normality_tests
@@ -248,9 +250,52 @@ def _run_demo(args):
     return EXIT_OK
 
 
+# --- evtools return-levels ----------------------------------------------------------------
+
+
+def _add_return_levels(subparsers):
+    p = subparsers.add_parser(
+        "return-levels", help="per-filter return levels with confidence intervals",
+        description="Return levels of a saved POT model (written by `evtools fit` or TailModel.save): "
+                    "the level exceeded on average once every PERIOD observations (or PERIOD years "
+                    "with --per-year), with intervals by the delta method or profile likelihood.")
+    p.add_argument("model", help="model file written by `evtools fit` (pot scorer) or TailModel.save")
+    p.add_argument("--period", type=float, default=None,
+                   help="return period in observations, or in years with --per-year "
+                        "(default: 10 x the reference rows)")
+    p.add_argument("--per-year", type=float, default=None, help="observations per year (per unit of --period)")
+    p.add_argument("--method", choices=("delta", "profile"), default="delta",
+                   help="interval method (profile needs --data, the reference matrix)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    p.add_argument("--data", help="the reference matrix the model was fitted to (.npy, .npz or .csv); "
+                                  "needed by --method profile")
+    p.add_argument("--key", help="array name inside an .npz --data archive")
+    p.add_argument("--json", action="store_true", help="print the table as JSON (same as --format json)")
+    _add_output_arguments(p)
+    p.set_defaults(run=_run_return_levels)
+
+
+def _run_return_levels(args):
+    model = load_saliency(args.model)
+    if not isinstance(model, POTSaliency):
+        raise EvtoolsError(f"{args.model} holds a z-score model; return levels need a pot model (evtools fit --scorer pot)")
+    tail = model.tail_
+    period = 10.0 * tail.n_samples if args.period is None else args.period
+    G = None if args.data is None else read_matrix(args.data, key=args.key)
+    levels = tail.return_level(period, alpha=args.alpha, method=args.method, per_year=args.per_year, G=G)
+    table = {"filter": np.arange(tail.n_filters), **levels.to_dict()}
+    table["status"] = np.array([Status(s).name for s in table["status"]])
+    if args.json:
+        args.format = "json"
+    unit = f"{period:g} years x {args.per_year:g}" if args.per_year else f"{period:g}"
+    _emit(table, args, title=f"return levels, period {unit} observations, "
+                             f"{100 * (1 - args.alpha):g}% intervals ({args.method}):")
+    return EXIT_OK
+
+
 # --- entry point --------------------------------------------------------------------------
 
-SUBCOMMANDS = [_add_fit, _add_score, _add_normality, _add_demo]
+SUBCOMMANDS = [_add_fit, _add_score, _add_normality, _add_return_levels, _add_demo]
 
 
 def build_parser():

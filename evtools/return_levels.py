@@ -132,7 +132,7 @@ def return_levels(model, period, alpha=0.05, method="delta", per_year=None, G=No
         if G is None:
             raise InvalidInputError(
                 "profile-likelihood intervals need the exceedances: pass the reference matrix the "
-                "model was fitted to, return_level(..., method='profile', G=G_ref)")
+                "model was fitted to, return_level(..., method='profile', G=G_ref) (evtools return-levels --data)")
         lower, upper = _profile(model, G, m, float(stats.chi2.isf(alpha, 1)) / 2, se)
     return ReturnLevels(estimate=estimate, lower=lower, upper=upper, se=se, status=model.status,
                         period=period, per_year=None if per_year is None else float(per_year), m=m,
