@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._gpd_kernels import _expm1_ratio, gpd_loglik, gpd_observed_info
+from ._gpd_kernels import _expm1_ratio, _log1p_ratio, gpd_observed_info
 from ._status import OK
 
 _NAN = np.nan
@@ -135,12 +135,32 @@ _N_GRID = 16     # coarse grid before the golden-section search
 
 
 @njit(cache=True)
+def _loglik(y, sigma, xi):
+    """GPD log-likelihood, ``-inf`` outside the support (the profiles' hot loop, branch-free).
+
+    ``-k log sigma - (1 + xi) sum z log1p(xi z) / (xi z)`` with ``z = y / sigma``;
+    equals ``gpd_loglik`` for ``xi >= -1`` (tests check it).
+    """
+    if not (sigma > 0.0 and sigma < _INF):
+        return -_INF
+    inv = 1.0 / sigma
+    total = 0.0
+    for i in range(y.size):
+        z = y[i] * inv
+        t = xi * z
+        if not t > -1.0:
+            return -_INF
+        total += z * _log1p_ratio(t)
+    return -y.size * math.log(sigma) - (1.0 + xi) * total
+
+
+@njit(cache=True)
 def _loglik_at(y, mode, psi, L, v):
     if mode == PROF_RETURN:
-        return gpd_loglik(y, psi / (L * _expm1_ratio(v * L)), v)
+        return _loglik(y, psi / (L * _expm1_ratio(v * L)), v)
     if mode == PROF_XI:
-        return gpd_loglik(y, math.exp(v), psi)
-    return gpd_loglik(y, psi, v)
+        return _loglik(y, math.exp(v), psi)
+    return _loglik(y, psi, v)
 
 
 @njit(cache=True)
@@ -163,7 +183,7 @@ def _nuisance_range(ymax, mode, psi, L, xi_hat, sigma_hat):
 
 @njit(cache=True)
 def profile_loglik(y, ymax, mode, psi, L, xi_hat, sigma_hat):
-    """Profile log-likelihood at ``psi``: the nuisance maximised by a grid then golden sections."""
+    """Profile log-likelihood at ``psi``: the nuisance maximised by a grid, then Brent's method."""
     a, b = _nuisance_range(ymax, mode, psi, L, xi_hat, sigma_hat)
     best = -_INF
     ib = -1
@@ -175,26 +195,55 @@ def profile_loglik(y, ymax, mode, psi, L, xi_hat, sigma_hat):
             ib = i
     if ib < 0:
         return -_INF
-    lo = a + (ib - 1) * h
-    hi = a + (ib + 1) * h
-    x1 = lo + _GOLD * (hi - lo)
-    x2 = hi - _GOLD * (hi - lo)
-    f1 = _loglik_at(y, mode, psi, L, x1)
-    f2 = _loglik_at(y, mode, psi, L, x2)
+    return max(best, _brent_max(y, mode, psi, L, a + (ib - 1) * h, a + (ib + 1) * h, a + ib * h, best))
+
+
+@njit(cache=True)
+def _brent_max(y, mode, psi, L, lo, hi, x, fx):
+    """Brent's method (parabolic steps, golden sections as fallback) for the maximum in [lo, hi] near x."""
+    w = v = x
+    fw = fv = fx
+    d = e = 0.0
     for _ in range(60):
-        if hi - lo <= 1e-9 * (1.0 + abs(lo)):
+        m = 0.5 * (lo + hi)
+        tol = 1e-7 * (1.0 + abs(x))
+        if abs(x - m) <= 2.0 * tol - 0.5 * (hi - lo):
             break
-        if f1 >= f2:
-            hi = x2
-            x2, f2 = x1, f1
-            x1 = lo + _GOLD * (hi - lo)
-            f1 = _loglik_at(y, mode, psi, L, x1)
+        golden = True
+        if abs(e) > tol and fx > -_INF and fw > -_INF and fv > -_INF:
+            r = (x - w) * (fv - fx)  # parabola through (v, w, x), in terms of -f
+            q = (x - v) * (fw - fx)
+            p = (x - v) * q - (x - w) * r
+            q = 2.0 * (q - r)
+            if q > 0.0:
+                p = -p
+            q = abs(q)
+            if abs(p) < abs(0.5 * q * e) and p > q * (lo - x) and p < q * (hi - x):
+                e, d = d, p / q
+                golden = False
+                if (x + d) - lo < 2.0 * tol or hi - (x + d) < 2.0 * tol:
+                    d = tol if m > x else -tol
+        if golden:
+            e = (lo - x) if x >= m else (hi - x)
+            d = _GOLD * e
+        u = x + (d if abs(d) >= tol else (tol if d > 0 else -tol))
+        fu = _loglik_at(y, mode, psi, L, u)
+        if fu >= fx:
+            if u >= x:
+                lo = x
+            else:
+                hi = x
+            v, fv, w, fw, x, fx = w, fw, x, fx, u, fu
         else:
-            lo = x1
-            x1, f1 = x2, f2
-            x2 = hi - _GOLD * (hi - lo)
-            f2 = _loglik_at(y, mode, psi, L, x2)
-    return max(best, f1, f2)
+            if u < x:
+                lo = u
+            else:
+                hi = u
+            if fu >= fw or w == x:
+                v, fv, w, fw = w, fw, u, fu
+            elif fu >= fv or v == x or v == w:
+                v, fv = u, fu
+    return fx
 
 
 @njit(cache=True)
@@ -216,7 +265,7 @@ def _root(y, ymax, mode, L, xi_hat, sigma_hat, target, a, fa, b, fb):
             if side == -1:
                 fa *= 0.5
             side = -1
-        if abs(b - a) <= 1e-10 * (abs(a) + abs(b)) + 1e-300:
+        if abs(b - a) <= 1e-9 * (abs(a) + abs(b)) + 1e-300 or fc == 0.0:
             break
     return 0.5 * (a + b)
 
