@@ -8,6 +8,7 @@ from ._status import Status
 from .gpd import GPD, GPDFit, gpd_fit
 from .threshold import Quantile, ThresholdRule, TopK
 from .tails import TailModel, fit_tails
+from .return_levels import ReturnLevels
 from .accumulate import TopKAccumulator
 from .filters import FilterIndex
 from .depth import DepthProfile, depth_profile
