@@ -245,7 +245,9 @@ def test_return_level_plot(rng):
     tail = ev.fit_tails(G, threshold=3.0, progress=False)
     ax = plot_return_levels(tail, 1, G_ref=G, per_year=100.0)
     assert ax.get_xscale() == "log" and len(ax.collections) == 1  # the band
-    ax = plot_return_levels(ev.POTSaliency(threshold=3.0 * np.ones(2)).fit(G), 0, method="profile", G_ref=G)
+    ax = plot_return_levels(ev.POTSaliency(threshold=3.0 * np.ones(2)).fit(G), 0, method="profile", G_ref=G,
+                            periods=[1e2, 1e3, 1e4])
+    assert len(ax.lines) == 2  # the levels and the data
     with pytest.raises(ev.InvalidInputError):
         plot_return_levels(tail, 5)
     matplotlib.pyplot.close("all")
