@@ -182,9 +182,21 @@ def _nuisance_range(ymax, mode, psi, L, xi_hat, sigma_hat):
 
 
 @njit(cache=True)
-def profile_loglik(y, ymax, mode, psi, L, xi_hat, sigma_hat):
-    """Profile log-likelihood at ``psi``: the nuisance maximised by a grid, then Brent's method."""
+def profile_loglik(y, ymax, mode, psi, L, xi_hat, sigma_hat, v0):
+    """``(profile log-likelihood at psi, maximising nuisance)``.
+
+    Warm start: when the previous maximiser ``v0`` (NaN for none) is a local
+    maximum within +-2 % of the nuisance range, Brent's method refines it
+    there; otherwise a grid over the whole range picks the bracket first.
+    """
     a, b = _nuisance_range(ymax, mode, psi, L, xi_hat, sigma_hat)
+    if v0 > a and v0 < b:
+        d = 0.02 * (b - a)
+        lo = max(v0 - d, a + 1e-9 * (b - a))
+        hi = min(v0 + d, b)
+        f0 = _loglik_at(y, mode, psi, L, v0)
+        if f0 > -_INF and f0 >= _loglik_at(y, mode, psi, L, lo) and f0 >= _loglik_at(y, mode, psi, L, hi):
+            return _brent_max(y, mode, psi, L, lo, hi, v0, f0)
     best = -_INF
     ib = -1
     h = (b - a) / (_N_GRID + 1)
@@ -194,8 +206,8 @@ def profile_loglik(y, ymax, mode, psi, L, xi_hat, sigma_hat):
             best = f
             ib = i
     if ib < 0:
-        return -_INF
-    return max(best, _brent_max(y, mode, psi, L, a + (ib - 1) * h, a + (ib + 1) * h, a + ib * h, best))
+        return -_INF, _NAN
+    return _brent_max(y, mode, psi, L, a + (ib - 1) * h, a + (ib + 1) * h, a + ib * h, best)
 
 
 @njit(cache=True)
@@ -243,18 +255,19 @@ def _brent_max(y, mode, psi, L, lo, hi, x, fx):
                 v, fv, w, fw = w, fw, u, fu
             elif fu >= fv or v == x or v == w:
                 v, fv = u, fu
-    return fx
+    return fx, x
 
 
 @njit(cache=True)
-def _root(y, ymax, mode, L, xi_hat, sigma_hat, target, a, fa, b, fb):
+def _root(y, ymax, mode, L, xi_hat, sigma_hat, target, a, fa, b, fb, v):
     """Root of profile - target between a (fa > 0) and b (fb <= 0): Illinois regula falsi."""
     side = 0
     for _ in range(100):
         c = (a * fb - b * fa) / (fb - fa)
         if not (min(a, b) < c < max(a, b)):
             c = 0.5 * (a + b)
-        fc = profile_loglik(y, ymax, mode, c, L, xi_hat, sigma_hat) - target
+        fc, v = profile_loglik(y, ymax, mode, c, L, xi_hat, sigma_hat, v)
+        fc -= target
         if fc > 0.0:
             a, fa = c, fc
             if side == 1:
@@ -284,31 +297,39 @@ def profile_interval(y, mode, psi_hat, L, xi_hat, sigma_hat, loglik_hat, half_ch
     for i in range(y.size):
         ymax = max(ymax, y[i])
     target = loglik_hat - half_chi2
-    f0 = profile_loglik(y, ymax, mode, psi_hat, L, xi_hat, sigma_hat) - target
+    nuisance_hat = math.log(sigma_hat) if mode == PROF_XI else xi_hat
+    f0, v = profile_loglik(y, ymax, mode, psi_hat, L, xi_hat, sigma_hat, nuisance_hat)
+    f0 -= target
     if not f0 > 0.0:
         return _NAN, _NAN
+    v_hat = v
     # upper end
     upper = _INF
     d = step
     for _ in range(60):
         b = psi_hat + d
-        fb = profile_loglik(y, ymax, mode, b, L, xi_hat, sigma_hat) - target
+        fb, vb = profile_loglik(y, ymax, mode, b, L, xi_hat, sigma_hat, v)
+        fb -= target
         if not fb > 0.0:
-            upper = _root(y, ymax, mode, L, xi_hat, sigma_hat, target, psi_hat, f0, b, fb)
+            upper = _root(y, ymax, mode, L, xi_hat, sigma_hat, target, psi_hat, f0, b, fb, v)
             break
+        v = vb
         d *= 2.0
     # lower end: step down, doubling; below lower_limit halve the gap to it instead
     lower = lower_limit
+    v = v_hat
     b = psi_hat - step
     for _ in range(200):
         if b <= lower_limit:
             b = lower_limit if mode == PROF_XI else lower_limit + 0.5 * (psi_hat - lower_limit)
-        fb = profile_loglik(y, ymax, mode, b, L, xi_hat, sigma_hat) - target
+        fb, vb = profile_loglik(y, ymax, mode, b, L, xi_hat, sigma_hat, v)
+        fb -= target
         if not fb > 0.0:
-            lower = _root(y, ymax, mode, L, xi_hat, sigma_hat, target, psi_hat, f0, b, fb)
+            lower = _root(y, ymax, mode, L, xi_hat, sigma_hat, target, psi_hat, f0, b, fb, v)
             break
         if b == lower_limit or b - lower_limit < 1e-12 * (psi_hat - lower_limit):
             break
+        v = vb
         b_next = psi_hat - 2.0 * (psi_hat - b)
         if b_next > lower_limit:
             b = b_next
