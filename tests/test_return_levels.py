@@ -251,3 +251,35 @@ def test_return_level_plot(rng):
     with pytest.raises(ev.InvalidInputError):
         plot_return_levels(tail, 5)
     matplotlib.pyplot.close("all")
+
+
+@given(xi=st.floats(-1.0, 3.0), sigma=st.floats(1e-3, 1e3), seed=st.integers(0, 2**16))
+def test_profile_loglik_kernel_equals_gpd_loglik(xi, sigma, seed):
+    from evtools._gpd_kernels import gpd_loglik
+
+    y = np.random.default_rng(seed).exponential(sigma, 30)
+    got, want = RK._loglik(y, sigma, xi), gpd_loglik(y, sigma, xi)
+    if want == -np.inf:
+        assert got == -np.inf
+    else:
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+def test_short_bounded_tail_has_nan_delta_but_a_profile_interval(rng):
+    """xi <= -1/2: the observed information is no covariance (NaN delta); the profile still works."""
+    x = ev.GPD(1.0, -0.7).rvs(size=(4000, 1), random_state=rng)
+    tail = ev.fit_tails(x, threshold=0.5, progress=False)
+    assert tail.status[0] == OK and tail.xi[0] < -0.5
+    assert np.isnan(tail.return_level(1e4).lower[0])
+    prof = tail.return_level(1e4, method="profile", G=x)
+    assert prof.lower[0] <= prof.estimate[0] <= prof.upper[0] and np.isfinite(prof.upper[0])
+
+
+def test_float32_matrix_gives_the_float64_intervals(rng):
+    G = rng.lognormal(size=(3000, 3)).astype(np.float32)
+    a = ev.fit_tails(G, threshold=3.0, progress=False)
+    b = ev.fit_tails(G.astype(np.float64), threshold=3.0, progress=False)
+    for method in ("delta", "profile"):
+        ra = a.return_level(1e4, method=method, G=G)
+        rb = b.return_level(1e4, method=method, G=G.astype(np.float64))
+        np.testing.assert_allclose(ra.lower, rb.lower, rtol=1e-12)
