@@ -142,7 +142,8 @@ class TailModel:
         observed information, entries (sigma, sigma), (sigma, xi), (xi, xi): the
         MLE's standard errors are ``sigma * sqrt(rel_cov[:, 0])`` and
         ``sqrt(rel_cov[:, 2])``. NaN for non-MLE fits, columns whose status is
-        not OK and ``xi <= -1/2``.
+        not OK, ``xi <= -1/2``, and models saved before it was stored (refit
+        them for delta-method return-level intervals).
     n_samples : int, rows of the reference matrix.
     rule : ThresholdRule, method : str, min_exceed : int, the fit's settings.
     """
