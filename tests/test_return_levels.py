@@ -4,6 +4,8 @@ Published figures (Coles 2001, rain data at u = 30), a scipy reference kept in
 tests/reference/return_level_naive.py, a plain numpy delta method for the
 kernel, and coverage by simulation.
 """
+import gzip
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -20,24 +22,43 @@ from evtools.cli import main
 from tests.reference import return_level_naive as R
 
 DATA = Path(__file__).parent / "data"
-RAIN_DAYS = 17531  # days in ismev's `rain` (1914-1962); the file holds the values >= 30 mm
+RAIN_DAYS = 17531  # days in ismev's `rain` (1914-1962)
+RAIN_SHA256 = "2411d4d4dd4dfecfbf2814477804577cf328499a42c17cd6a7c05a8e96383aff"  # of the copied source text
+
+
+def load_rain():
+    """The full `rain` series (mm, one value a day) from tests/data/rain.csv.gz, checked against its source."""
+    with gzip.open(DATA / "rain.csv.gz", "rt") as f:
+        text = "".join(line for line in f if not line.startswith("#"))
+    assert len(text) == 53535 and hashlib.sha256(text.encode()).hexdigest() == RAIN_SHA256
+    header, *values = text.splitlines()
+    assert header == '"x"'
+    return np.array(values, dtype=float)
 
 
 @pytest.fixture(scope="module")
 def rain():
-    top = np.loadtxt(DATA / "rain_top.csv")
-    tail = ev.fit_tails(top[:, None], threshold=ev.Fixed(30.0), n_samples=RAIN_DAYS, progress=False)
-    return top, tail
+    x = load_rain()
+    assert x.shape == (RAIN_DAYS,)
+    tail = ev.fit_tails(x[:, None], threshold=ev.Fixed(30.0), progress=False)
+    return x, tail
+
+
+def test_rain_data_is_the_published_series():
+    x = load_rain()
+    assert x.size == RAIN_DAYS and x.min() == 0 and x.max() == 86.6
+    assert (x > 30).sum() == 152 and (x == 30).sum() == 4
 
 
 def test_rain_fit_reproduces_coles(rain):
     """Coles (2001), section 4.4.1: 152 exceedances, sigma 7.44 (0.958), xi 0.184 (0.101)."""
-    top, tail = rain
+    x, tail = rain
+    assert tail.n_samples == RAIN_DAYS
     assert tail.n_exceed[0] == 152 and tail.status[0] == OK
     assert round(tail.sigma[0], 2) == 7.44 and round(tail.xi[0], 3) == 0.184
     assert tail.sigma[0] * math.sqrt(tail.rel_cov[0, 0]) == pytest.approx(0.958, abs=1e-3)
     assert math.sqrt(tail.rel_cov[0, 2]) == pytest.approx(0.101, abs=1e-3)
-    fit = ev.gpd_fit(top[top > 30] - 30)
+    fit = ev.gpd_fit(x[x > 30] - 30)
     assert (fit.se_sigma, fit.se_xi) == pytest.approx((0.958, 0.101), abs=1e-3)
 
 
@@ -49,13 +70,13 @@ def test_rain_100_year_return_level_and_intervals_match_coles(rain):
     reference below), within 0.6 of the book. His profile interval is read
     off a graph.
     """
-    top, tail = rain
+    x, tail = rain
     for per_year in (365, 365.25):
         rl = tail.return_level(100, per_year=per_year)
         assert round(rl.estimate[0], 1) == 106.3
     rl = tail.return_level(100, per_year=365)
     assert rl.lower[0] == pytest.approx(65.0, abs=0.6) and rl.upper[0] == pytest.approx(147.6, abs=0.6)
-    prof = tail.return_level(100, per_year=365, method="profile", G=top[:, None])
+    prof = tail.return_level(100, per_year=365, method="profile", G=x[:, None])
     assert prof.estimate[0] == rl.estimate[0]
     assert prof.lower[0] == pytest.approx(81.6, abs=1.0) and prof.upper[0] == pytest.approx(185.5, abs=1.0)
     assert prof.upper[0] - rl.estimate[0] > rl.estimate[0] - prof.lower[0]  # asymmetric, as it should be
@@ -63,15 +84,15 @@ def test_rain_100_year_return_level_and_intervals_match_coles(rain):
 
 @pytest.mark.slow
 def test_rain_intervals_equal_the_scipy_reference(rain):
-    top, tail = rain
+    x, tail = rain
     m = 100 * 365
-    est, lo, hi = R.delta_interval(top, 30.0, RAIN_DAYS, m)
+    est, lo, hi = R.delta_interval(x, 30.0, x.size, m)
     rl = tail.return_level(m)
     np.testing.assert_allclose([rl.estimate[0], rl.lower[0], rl.upper[0]], [est, lo, hi], rtol=1e-5)
-    est, lo, hi = R.profile_return_interval(top, 30.0, RAIN_DAYS, m)
-    prof = tail.return_level(m, method="profile", G=top[:, None])
+    est, lo, hi = R.profile_return_interval(x, 30.0, x.size, m)
+    prof = tail.return_level(m, method="profile", G=x[:, None])
     np.testing.assert_allclose([prof.lower[0], prof.upper[0]], [lo, hi], rtol=1e-6)
-    y = top[top > 30] - 30
+    y = x[x > 30] - 30
     ci = ev.gpd_fit(y).confint(method="profile")
     np.testing.assert_allclose(ci["sigma"], R.profile_param_interval(y, 0), rtol=1e-6)
     np.testing.assert_allclose(ci["xi"], R.profile_param_interval(y, 1), rtol=1e-6)
