@@ -5,8 +5,10 @@ Usage:  python benchmarks/bench_tails.py [--rows 20000] [--cols 26560] [--scipy-
 Prints, from one run: the floor (one pass over the matrix, ``G.max(axis=0)``),
 fit_tails(Quantile(0.98), MLE), the scipy loop timed on a sample of columns
 and scaled to all of them, the ratios, the peak memory traced during the fit
-relative to the matrix, and how often the MLE's log-likelihood is at least
-scipy's on the sampled columns.
+relative to the matrix, how often the MLE's log-likelihood is at least
+scipy's on the sampled columns, and return levels with intervals: the delta
+method on every column (from the covariance stored at fit time) against the
+fit's time, and profile likelihood on ``--profile-cols`` columns, scaled.
 """
 import argparse
 import resource
@@ -50,6 +52,7 @@ def main():
     ap.add_argument("--rows", type=int, default=20000)
     ap.add_argument("--cols", type=int, default=26560)
     ap.add_argument("--scipy-cols", type=int, default=60)
+    ap.add_argument("--profile-cols", type=int, default=200)
     args = ap.parse_args()
     q = 0.98
     G = make_matrix(args.rows, args.cols)
@@ -79,6 +82,17 @@ def main():
     better = sum(1 for j, r in zip(sample, ref) if r is not None and tail.loglik[j] >= r[2] - 1e-9 * abs(r[2]))
     worse_gap = max((r[2] - tail.loglik[j] for j, r in zip(sample, ref) if r is not None), default=0.0)
 
+    tail.return_level(1e6, method="delta")  # compile / load cache
+    t0 = time.perf_counter()
+    tail.return_level(100 * args.rows, method="delta")
+    delta = time.perf_counter() - t0
+    k = min(args.profile_cols, args.cols)
+    sub = ev.fit_tails(G[:, :k], threshold=ev.Quantile(q), method="mle", progress=False)
+    sub.return_level(100 * args.rows, method="profile", G=G[:, :k])  # compile / load cache
+    t0 = time.perf_counter()
+    sub.return_level(100 * args.rows, method="profile", G=G[:, :k])
+    profile = (time.perf_counter() - t0) / k * args.cols
+
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"{'floor G.max(axis=0)':34s} {floor:9.3f} s")
     print(f"{'fit_tails (Quantile 0.98, mle)':34s} {fit:9.3f} s   {fit / floor:6.1f} x floor")
@@ -89,6 +103,10 @@ def main():
           f"process max RSS {rss:.2f} GiB = {rss / gb:.2f} x matrix (matrix included)")
     print(f"MLE loglik >= scipy's on {better}/{sum(r is not None for r in ref)} sampled columns "
           f"(largest shortfall {max(worse_gap, 0):.2e})")
+    print(f"{'return levels, delta intervals':34s} {delta:9.3f} s   {delta / fit:6.4f} x fit "
+          "(the observed information is computed in the fit, and timed there)")
+    print(f"{'return levels, profile (scaled)':34s} {profile:9.1f} s   {profile / fit:6.1f} x fit "
+          f"(measured on {k} columns)")
     print(repr(tail))
 
 

@@ -8,6 +8,7 @@ from ._status import Status
 from .gpd import GPD, GPDFit, gpd_fit
 from .threshold import Quantile, ThresholdRule, TopK
 from .tails import TailModel, fit_tails
+from .return_levels import ReturnLevels
 from .accumulate import TopKAccumulator
 from .filters import FilterIndex
 from .depth import DepthProfile, depth_profile
@@ -15,7 +16,7 @@ from .normality import NormalityReport, normality_tests
 from .saliency import POTSaliency, ZScoreSaliency, load_saliency
 from . import perturb
 from .gof import GOFResult, gof_columns, gpd_gof
-from .threshold import ForwardStop
+from .threshold import Fixed, ForwardStop
 from .diagnostics import mean_residual_life, parameter_stability
 from .spot import DSPOT, SPOT, SPOTResult
 from .declustering import Clusters, decluster, extremal_index

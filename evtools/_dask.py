@@ -115,8 +115,12 @@ def fit_tails_dask(G, *, block_size=None, **kwargs):
     blocks = G.rechunk({0: -1, 1: block_size}).to_delayed()[0]
     fit = dask.delayed(_fit_block, pure=True)
     starts = range(0, n_cols, block_size)
-    models = dask.compute(*(fit(b, j0, kwargs) for b, j0 in zip(blocks, starts)))
-    return concat_models(models)
+    rule = kwargs.pop("threshold")
+    models = dask.compute(*(fit(b, j0, {**kwargs, "threshold": rule.for_columns(j0, min(j0 + block_size, n_cols))})
+                            for b, j0 in zip(blocks, starts)))
+    model = concat_models(models)
+    model.rule = rule
+    return model
 
 
 def _logsf_block(block, model, block_info=None):

@@ -5,6 +5,7 @@
     evtools fit G_ref.npy -o tails.npz             # per-filter tail models (POT), or --scorer zscore
     evtools score tails.npz G.npy --top 10         # top filters per row, with p-values
     evtools normality G_ref.npy                    # normality tests per column, summary per layer
+    evtools return-levels tails.npz --period 1e4   # per-filter return levels with 95 % intervals
     evtools demo --out DIR [--quick]               # train a small CNN, run the experiments, DIR/report.html
 
 Matrices are read from ``.npy``, ``.npz`` or ``.csv``; tables go to the
@@ -25,11 +26,12 @@ import numpy as np
 
 from . import __version__
 from ._errors import EvtoolsError, InvalidInputError
+from ._status import Status
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
 from .depth import layer_codes
 from .normality import CORRECTIONS, NORMALITY_TESTS, normality_tests
 from .saliency import POTSaliency, ZScoreSaliency, load_saliency
-from .threshold import Quantile, TopK
+from .threshold import Fixed, Quantile, TopK
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -80,7 +82,24 @@ def _read_layers(path, n_filters):
 
 
 def _threshold_rule(text):
-    """``0.9`` is a quantile level, ``500`` a top-k count."""
+    """``0.9`` is a quantile level, ``500`` a top-k count, ``fixed:30`` a fixed threshold.
+
+    ``fixed:PATH`` reads one threshold per column from a ``.npy`` file or a
+    text file of numbers.
+    """
+    if text.startswith("fixed:"):
+        value = text[len("fixed:"):]
+        try:
+            return Fixed(float(value))
+        except ValueError:
+            pass
+        try:
+            values = np.load(value) if value.endswith(".npy") else np.loadtxt(value, delimiter=None, ndmin=1)
+            return Fixed(np.ravel(values))
+        except (OSError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(
+                f"{text}: give fixed:NUMBER or fixed:FILE (.npy or text, one threshold per column): {exc}"
+            ) from None
     try:
         value = float(text)
     except ValueError:
@@ -90,7 +109,7 @@ def _threshold_rule(text):
     if 1 <= value < 2**62 and value == int(value):
         return TopK(int(value))
     raise argparse.ArgumentTypeError(
-        f"{text}: give a quantile level in (0, 1) or a whole number of top values"
+        f"{text}: give a quantile level in (0, 1), a whole number of top values, or fixed:NUMBER"
     )
 
 
@@ -109,7 +128,8 @@ def _add_fit(subparsers):
     p.add_argument("--scorer", choices=("pot", "zscore"), default="pot",
                    help="pot: tail model per filter (Wang & Sato); zscore: mean and std (Levin et al.)")
     p.add_argument("--threshold", type=_threshold_rule, default=Quantile(0.90),
-                   help="pot threshold: a quantile level such as 0.9 (default) or a top-k count such as 500")
+                   help="pot threshold: a quantile level such as 0.9 (default), a top-k count such as 500, "
+                        "or a fixed threshold: fixed:30 (every column) or fixed:FILE (.npy or text, one per column)")
     p.add_argument("--method", choices=("mle", "pwm", "pwmb", "zhang", "mom"), default="mle",
                    help="pot: GPD estimator (default: exact maximum likelihood)")
     p.add_argument("--holdout", type=_holdout_share, default=None, metavar="SHARE",
@@ -257,9 +277,52 @@ def _run_demo(args):
     return EXIT_OK
 
 
+# --- evtools return-levels ----------------------------------------------------------------
+
+
+def _add_return_levels(subparsers):
+    p = subparsers.add_parser(
+        "return-levels", help="per-filter return levels with confidence intervals",
+        description="Return levels of a saved POT model (written by `evtools fit` or TailModel.save): "
+                    "the level exceeded on average once every PERIOD observations (or PERIOD years "
+                    "with --per-year), with intervals by the delta method or profile likelihood.")
+    p.add_argument("model", help="model file written by `evtools fit` (pot scorer) or TailModel.save")
+    p.add_argument("--period", type=float, default=None,
+                   help="return period in observations, or in years with --per-year "
+                        "(default: 10 x the reference rows)")
+    p.add_argument("--per-year", type=float, default=None, help="observations per year (per unit of --period)")
+    p.add_argument("--method", choices=("delta", "profile"), default="delta",
+                   help="interval method (profile needs --data, the reference matrix)")
+    p.add_argument("--alpha", type=float, default=0.05, help="1 - confidence level (default 0.05)")
+    p.add_argument("--data", help="the reference matrix the model was fitted to (.npy, .npz or .csv); "
+                                  "needed by --method profile")
+    p.add_argument("--key", help="array name inside an .npz --data archive")
+    p.add_argument("--json", action="store_true", help="print the table as JSON (same as --format json)")
+    _add_output_arguments(p)
+    p.set_defaults(run=_run_return_levels)
+
+
+def _run_return_levels(args):
+    model = load_saliency(args.model)
+    if not isinstance(model, POTSaliency):
+        raise EvtoolsError(f"{args.model} holds a z-score model; return levels need a pot model (evtools fit --scorer pot)")
+    tail = model.tail_
+    period = 10.0 * tail.n_samples if args.period is None else args.period
+    G = None if args.data is None else read_matrix(args.data, key=args.key)
+    levels = tail.return_level(period, alpha=args.alpha, method=args.method, per_year=args.per_year, G=G)
+    table = {"filter": np.arange(tail.n_filters), **levels.to_dict()}
+    table["status"] = np.array([Status(s).name for s in table["status"]])
+    if args.json:
+        args.format = "json"
+    unit = f"{period:g} years x {args.per_year:g}" if args.per_year else f"{period:g}"
+    _emit(table, args, title=f"return levels, period {unit} observations, "
+                             f"{100 * (1 - args.alpha):g}% intervals ({args.method}):")
+    return EXIT_OK
+
+
 # --- entry point --------------------------------------------------------------------------
 
-SUBCOMMANDS = [_add_fit, _add_score, _add_normality, _add_demo]
+SUBCOMMANDS = [_add_fit, _add_score, _add_normality, _add_return_levels, _add_demo]
 
 
 def build_parser():

@@ -12,11 +12,13 @@ import math
 
 import numpy as np
 from numba import vectorize
+from scipy import stats
 
 from . import _gpd_kernels as _k
+from . import _return_kernels as _rk
 from ._errors import InvalidInputError
 from ._status import OK, XI_BOUNDARY, Status
-from ._validation import _as_float_array, as_sample, check_int, check_random_state
+from ._validation import _as_float_array, as_sample, check_int, check_probability, check_random_state
 
 MAX_DRAWS = 2**40
 """Largest ``size`` per axis of :meth:`GPD.rvs`."""
@@ -262,6 +264,8 @@ class GPDFit:
         Standard errors (MLE only; NaN otherwise and where not available).
     cov : ndarray, shape (2, 2)
         Covariance of ``(sigma, xi)`` (MLE only; NaN otherwise).
+    sample : ndarray, shape (n,)
+        The exceedances fitted (float64; used by :meth:`confint`).
     """
 
     sigma: float
@@ -274,6 +278,59 @@ class GPDFit:
     se_sigma: float
     se_xi: float
     cov: np.ndarray
+    sample: np.ndarray = None
+
+    def confint(self, alpha=0.05, method="profile"):
+        """Confidence intervals of ``sigma`` and ``xi``.
+
+        Parameters
+        ----------
+        alpha : float in (0, 1)
+            1 - confidence level.
+        method : {"profile", "wald"}
+            * ``"profile"``: ``{psi : 2 (loglik - profile(psi)) <= chi2_1(1 - alpha)}``,
+              the other parameter maximised out (Coles 2001, section 2.6.6).
+              ``xi`` is searched down to -1 (where the likelihood becomes
+              unbounded): a lower end of exactly -1 means the profile is
+              still above the cut there. An upper end the profile never
+              reaches is ``inf``.
+            * ``"wald"``: estimate -+ ``z * se`` from the observed information.
+
+        Returns
+        -------
+        dict
+            ``{"sigma": (lower, upper), "xi": (lower, upper)}`` of floats; NaN
+            where the status is not OK (and for ``"wald"`` where the standard
+            errors are NaN, ``xi <= -1/2``).
+
+        Raises
+        ------
+        InvalidInputError
+            The fit is not maximum likelihood, or ``method``/``alpha`` is invalid.
+        """
+        alpha = check_probability(alpha, "alpha")
+        if method not in ("profile", "wald"):
+            raise InvalidInputError(f"unknown method {method!r}; choose 'profile' or 'wald'")
+        if self.method != "mle":
+            raise InvalidInputError(
+                f"likelihood-based intervals need a maximum-likelihood fit, this one is {self.method!r}; "
+                "use gpd_fit(x, method='mle')")
+        nan = (math.nan, math.nan)
+        if self.status != OK:
+            return {"sigma": nan, "xi": nan}
+        if method == "wald":
+            z = float(stats.norm.isf(alpha / 2))
+            return {"sigma": (self.sigma - z * self.se_sigma, self.sigma + z * self.se_sigma),
+                    "xi": (self.xi - z * self.se_xi, self.xi + z * self.se_xi)}
+        half = float(stats.chi2.isf(alpha, 1)) / 2
+        y = np.ascontiguousarray(self.sample, dtype=np.float64)
+        step_s = self.se_sigma if np.isfinite(self.se_sigma) else 0.5 * self.sigma
+        step_x = self.se_xi if np.isfinite(self.se_xi) else 0.1
+        s_lo, s_hi = _rk.profile_interval(y, _rk.PROF_SIGMA, self.sigma, 1.0, self.xi, self.sigma,
+                                          self.loglik, half, step_s, 0.0)
+        x_lo, x_hi = _rk.profile_interval(y, _rk.PROF_XI, self.xi, 1.0, self.xi, self.sigma,
+                                          self.loglik, half, step_x, -1.0)
+        return {"sigma": (float(s_lo), float(s_hi)), "xi": (float(x_lo), float(x_hi))}
 
     @property
     def dist(self):
@@ -389,4 +446,5 @@ def gpd_fit(x, method="mle"):
         se_sigma=float(sigma * np.sqrt(rel_cov[0, 0])),
         se_xi=float(np.sqrt(rel_cov[1, 1])),
         cov=rel_cov * np.outer(scale, scale),
+        sample=np.array(y),  # a copy: the fit does not follow later changes to x
     )

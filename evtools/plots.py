@@ -10,6 +10,8 @@ the axes, so plots compose into a user's own figures:
 - :func:`plot_mean_residual_life` and :func:`plot_parameter_stability`: the
   classical threshold-choice plots, from :func:`evtools.mean_residual_life`
   and :func:`evtools.parameter_stability`;
+- :func:`plot_return_levels`: a column's return levels against the return
+  period, with their confidence band and the empirical points;
 - :func:`plot_depth_profile`: share of each layer among the top-k filters
   against its share of filters (:func:`evtools.depth_profile`).
 """
@@ -100,6 +102,67 @@ def plot_qq_gpd(model, G_ref, column, ax=None):
     ax.set_xlabel("fitted GPD quantile")
     ax.set_ylabel(f"excess over threshold {t:.3g}")
     ax.set_title(f"QQ plot of column {column} against its GPD")
+    ax.legend(loc="upper left")
+    return ax
+
+
+def plot_return_levels(model, column, G_ref=None, periods=None, alpha=0.05, method="delta",
+                       per_year=None, ax=None):
+    """Return-level plot of one column: level against return period (log scale) with its band.
+
+    Parameters
+    ----------
+    model : TailModel or fitted POTSaliency (maximum-likelihood fit)
+    column : int
+    G_ref : array_like, shape (n_samples, n_filters), optional
+        The reference matrix: adds the empirical points (the ``i``-th largest
+        value at period ``(n + 1) / i``) and is needed by ``method="profile"``.
+    periods : array_like, optional
+        Return periods, in observations (or in years with ``per_year``);
+        default 40 points from just above ``1 / rate`` to 1000 times the
+        reference length.
+    alpha, method, per_year
+        As in :meth:`evtools.TailModel.return_level`.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from ._dask import take_columns
+
+    tail = getattr(model, "tail_", model)
+    if not 0 <= column < tail.n_filters:
+        raise InvalidInputError(f"column must lie in [0, {tail.n_filters}), got {column}")
+    one = take_columns(tail, column, column + 1)
+    col = None
+    if G_ref is not None:
+        G_ref = as_matrix(G_ref, "G_ref")
+        col = np.ascontiguousarray(G_ref[:, column:column + 1])
+    scale = 1.0 if per_year is None else float(per_year)
+    if periods is None:
+        lo = 1.05 * tail.n_samples / max(int(tail.n_exceed[column]), 1)
+        periods = np.geomspace(lo, 1000.0 * tail.n_samples, 40) / scale
+    periods = np.asarray(periods, dtype=np.float64)
+    levels = [one.return_level(p, alpha=alpha, method=method, per_year=per_year, G=col) for p in periods]
+    est = np.array([r.estimate[0] for r in levels])
+    lower = np.array([r.lower[0] for r in levels])
+    upper = np.array([r.upper[0] for r in levels])
+    ax = _axes(ax)
+    ax.plot(periods, est, "-", color="C0", label="return level")
+    ax.fill_between(periods, lower, upper, color="C0", alpha=0.2,
+                    label=f"{100 * (1 - alpha):g}% interval ({method})")
+    if col is not None:
+        x = np.sort(col[:, 0])[::-1]
+        n = tail.n_samples
+        i = np.arange(1, x.size + 1)
+        emp = (n + 1) / i / scale
+        keep = (emp >= periods.min()) & (emp <= periods.max())
+        ax.plot(emp[keep], x[keep], ".", ms=3, color="k", label="data")
+    ax.set_xscale("log")
+    ax.set_xlabel("return period" + (" (years)" if per_year else " (observations)"))
+    ax.set_ylabel("return level")
+    ax.set_title(f"return levels of column {column}")
     ax.legend(loc="upper left")
     return ax
 

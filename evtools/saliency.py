@@ -33,7 +33,7 @@ from ._parallel import parallel_kernel
 from ._validation import as_matrix, check_columns, check_probability
 from .normality import check_correction, correct_pvalues
 from .tails import TailModel, fit_tails
-from .threshold import Quantile, ThresholdRule
+from .threshold import Quantile, ThresholdRule, as_rule
 
 STD_FLOOR = 1e-14
 """Reference standard deviations at or below this are replaced by 1 (Levin et al.'s code does so)."""
@@ -449,8 +449,10 @@ class POTSaliency(_ParameterSaliency):
 
     Parameters
     ----------
-    threshold : float in (0, 1) or ThresholdRule, default 0.90
-        A float is the quantile level, ``Quantile(threshold)``.
+    threshold : float in (0, 1), ThresholdRule or array_like, default 0.90
+        A float is the quantile level, ``Quantile(threshold)``; a fixed
+        threshold is ``evtools.Fixed(u)`` (one number, or one per filter),
+        and an array of one threshold per filter means ``Fixed(array)``.
     method : {"mle", "pwm", "pwmb", "zhang", "mom"}
         GPD estimator.
     min_exceed : int
@@ -473,6 +475,8 @@ class POTSaliency(_ParameterSaliency):
     def _rule(self):
         if isinstance(self.threshold, ThresholdRule):
             return self.threshold
+        if np.ndim(self.threshold) == 1:
+            return as_rule(self.threshold, None)
         return Quantile(check_probability(self.threshold, "threshold"))
 
     def fit(self, G_ref):

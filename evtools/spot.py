@@ -25,7 +25,7 @@ from ._io import TableRecord
 from ._tail_kernels import METHODS
 from ._validation import (INT_MAX, as_matrix, check_choice, check_columns, check_finite, check_int,
                           check_probability)
-from .threshold import Quantile
+from .threshold import Fixed, Quantile, ThresholdRule
 
 _MIN_CAPACITY = 16
 
@@ -89,8 +89,11 @@ class SPOT:
         Risk: the probability of a value above ``z_q``, i.e. the false-alarm
         rate on a stationary stream. Keep it below ``1 - level`` (otherwise
         ``z_q`` falls below ``t``).
-    level : float in (0, 1)
-        Quantile of the calibration block used as the threshold ``t``.
+    level : float in (0, 1) or ThresholdRule
+        Quantile of the calibration block used as the threshold ``t``; or
+        any threshold rule applied to the calibration block, such as
+        ``evtools.Fixed(u)`` (one threshold, or one per column) or
+        ``evtools.TopK(k)``. Peaks are values strictly above ``t``.
     min_exceed : int >= 2
         Fewest peaks for a GPD fit. With fewer, or when the fit fails, the
         tail is exponential with the mean excess as scale (as in
@@ -158,10 +161,15 @@ class SPOT:
     # ------------------------------------------------------------ parameters
     def _check_params(self):
         check_probability(self.q, "q")
-        check_probability(self.level, "level")
+        self._rule()
         check_choice(self.method, "method", tuple(METHODS))
         check_int(self.min_exceed, "min_exceed", low=2)
         check_int(self.refit_every, "refit_every")
+
+    def _rule(self):
+        if isinstance(self.level, ThresholdRule):
+            return self.level
+        return Quantile(check_probability(self.level, "level"))
 
     def _kernel_args(self):
         return float(self.q), METHODS[self.method], int(self.min_exceed)
@@ -193,7 +201,10 @@ class SPOT:
         XT = np.ascontiguousarray(X.T, dtype=np.float64)
         T, self._window = self._calibration_values(XT)
         S = np.sort(T, axis=1).T  # (n, n_cols), Fortran order, columns ascending
-        t = np.ascontiguousarray(Quantile(self.level).thresholds_from_sorted(S))
+        rule = self._rule()
+        if isinstance(rule, Fixed):
+            rule.values(S.shape[1])  # one threshold or one per column
+        t = np.ascontiguousarray(rule.thresholds_from_sorted(S), dtype=np.float64)
         capacity = max(_MIN_CAPACITY, 1 << int((T > t[:, None]).sum(axis=1).max()).bit_length())
         q, method, min_exceed = self._kernel_args()
         (self._peaks, self.n_peaks_, self.sigma_, self.xi_, self.status_,
@@ -291,6 +302,8 @@ class SPOT:
         self._check_is_fitted()
         meta = {"kind": type(self).__name__, "format": 1,
                 "params": {k: getattr(self, k) for k in self._params}}
+        if isinstance(self.level, ThresholdRule):
+            meta["params"]["level"] = self.level.to_dict()
         most = int(self.n_peaks_.max())
         np.savez(path, meta=json.dumps(meta, default=lambda v: v.item()), peaks=self._peaks[:, :most],
                  **{k.strip("_"): getattr(self, k) for k in self._STATE})
@@ -311,6 +324,8 @@ class SPOT:
         kinds = {"SPOT": SPOT, "DSPOT": DSPOT}
         if meta.get("kind") not in kinds:
             raise InvalidInputError(f"{path} holds an unknown detector kind {meta.get('kind')!r}")
+        if isinstance(meta["params"].get("level"), dict):
+            meta["params"]["level"] = ThresholdRule.from_dict(meta["params"]["level"])
         self = kinds[meta["kind"]](**meta["params"])
         for k, v in state.items():
             setattr(self, k, np.ascontiguousarray(v))

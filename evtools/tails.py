@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from . import _decluster_kernels as DK
+from . import _return_kernels as RK
 from . import _tail_kernels as K
 from ._blocks import sorted_column_blocks
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
@@ -20,7 +21,8 @@ from ._validation import as_matrix, check_choice, check_columns, check_int, chec
 from .calibration import DEFAULT_LEVELS, calibration
 from .declustering import check_run
 from .gof import _check_pvalue, pvalues
-from .threshold import Quantile, ThresholdRule
+from .return_levels import return_levels
+from .threshold import Fixed, Quantile, ThresholdRule, as_rule
 
 MAX_KNOTS = 2**16
 """Most body knots per column (``n_knots``)."""
@@ -38,8 +40,10 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         sorted block by block in their own dtype (float32 stays float32) and
         fitted in float64. A Dask array is fitted by column blocks on the
         current Dask scheduler and gives the same model (see ``docs/streaming.md``).
-    threshold : ThresholdRule, default ``Quantile(0.98)``
-        How each column's threshold is chosen.
+    threshold : ThresholdRule, float or array_like of shape (n_filters,), default ``Quantile(0.98)``
+        How each column's threshold is chosen. A number, or one number per
+        column, is a fixed threshold (``Fixed(threshold)``). Exceedances are
+        the values strictly above the threshold.
     method : {"mle", "pwm", "pwmb", "zhang", "mom"}
         GPD estimator (see :func:`evtools.gpd_fit`).
     min_exceed : int
@@ -74,11 +78,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     TailModel
     """
     G = as_dask_matrix(G, "G") if is_dask_array(G) else as_matrix(G, "G")
-    rule = Quantile(0.98) if threshold is None else threshold
-    if not isinstance(rule, ThresholdRule):
-        raise InvalidInputError(
-            f"threshold must be a threshold rule such as ev.Quantile(0.98) or ev.TopK(500), got {rule!r}"
-        )
+    rule = as_rule(threshold, Quantile(0.98))
     method = check_choice(method, "method", tuple(K.METHODS))
     min_exceed = check_int(min_exceed, "min_exceed", low=2)
     n_knots = check_int(n_knots, "n_knots", low=2, high=MAX_KNOTS)
@@ -88,6 +88,8 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         raise InvalidInputError("decluster needs the full time series; it cannot be used with n_samples "
                                 "(a top-k summary has lost the time order)")
     n_rows, F = G.shape
+    if isinstance(rule, Fixed):
+        rule.values(F)  # one threshold or one per column
     n_total = n_rows if n_samples is None else check_int(n_samples, "n_samples")
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
@@ -97,19 +99,25 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
                               decluster=decluster)
     parts = []
     for j0, j1, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
-        t = np.ascontiguousarray(rule.thresholds_from_sorted(S, n_total), dtype=np.float64)
+        t = np.ascontiguousarray(rule.for_columns(j0, j1).thresholds_from_sorted(S, n_total), dtype=np.float64)
         # when declustering, the sorted block gives only thresholds and body (an impossible
         # min_exceed skips its GPD fits); the tails come from the time-ordered columns
         fit = K.fit_sorted_block(S, t, K.METHODS[method], n_rows + 1 if run else int(min_exceed),
                                  n_total, int(n_knots))
-        parts.append((t, *(_declustered(fit, G[:, j0:j1], t, run, method, min_exceed, n_total)
-                           if run else fit + (fit[0],))))
-    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm, above = (
+        if run:
+            fit = _declustered(fit, G[:, j0:j1], t, run, method, min_exceed, n_total)
+            exceedances = _cluster_maxima_block(G[:, j0:j1], t, run, fit[0])
+        else:
+            fit, exceedances = fit + (fit[0],), S
+        cov = (RK.relative_cov_block(exceedances, t, fit[0], fit[1], fit[2], fit[4]) if method == "mle"
+               else np.full((t.size, 3), np.nan))
+        parts.append((t, *fit, cov))
+    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm, above, rel_cov = (
         np.concatenate(c, axis=0) for c in zip(*parts))
     return TailModel(
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
-        ad_stat=ad, cvm_stat=cvm, n_above=above,
+        ad_stat=ad, cvm_stat=cvm, n_above=above, rel_cov=rel_cov,
         n_samples=n_total, method=method, rule=rule, min_exceed=int(min_exceed), decluster=run,
     )
 
@@ -123,6 +131,15 @@ def _declustered(fit, X, t, run, method, min_exceed, n_total):
     for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
         old[has] = new[has]
     return n_clusters, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm, n_above
+
+
+def _cluster_maxima_block(X, t, run, n_clusters):
+    """The cluster maxima of ``X``'s columns, each column's ``n_clusters[j]`` ending it (Fortran order),
+    as :func:`evtools._return_kernels.relative_cov_block` reads them."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    time = np.arange(X.shape[0], dtype=np.float64)
+    _, maxima = DK.cluster_maxima(X, t, time, float(run), int(n_clusters.max(initial=0)))
+    return np.asfortranarray(np.sort(maxima, axis=0)[::-1])  # NaN padding first, maxima last
 
 
 class TailModel:
@@ -186,6 +203,13 @@ class TailModel:
         Rows of the reference matrix.
     rule, method, min_exceed : ThresholdRule, str, int
         The fit's settings.
+    rel_cov : ndarray, shape (n_filters, 3)
+        Covariance of ``(sigma_hat / sigma, xi_hat)`` from the observed
+        information, entries (sigma, sigma), (sigma, xi), (xi, xi): the MLE's
+        standard errors are ``sigma * sqrt(rel_cov[:, 0])`` and
+        ``sqrt(rel_cov[:, 2])``. NaN for non-MLE fits, columns whose status is
+        not OK, ``xi <= -1/2``, and models saved before it was stored (refit
+        them for delta-method return-level intervals).
     decluster : float or None
         The run length when the tails were fitted to cluster maxima (see
         :func:`fit_tails`); ``rate`` is then clusters per sample and ``sf``
@@ -194,11 +218,11 @@ class TailModel:
     """
 
     _ARRAYS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass",
-               "knot_x", "knot_sf", "body_complete", "ad_stat", "cvm_stat", "n_above")
+               "knot_x", "knot_sf", "body_complete", "ad_stat", "cvm_stat", "n_above", "rel_cov")
 
     def __init__(self, *, threshold, n_exceed, sigma, xi, loglik, status, tail_mass, knot_x,
                  knot_sf, body_complete, ad_stat, cvm_stat, n_samples, method, rule, min_exceed,
-                 n_above=None, decluster=None):
+                 n_above=None, decluster=None, rel_cov=None):
         self.threshold = threshold
         self.n_exceed = n_exceed
         self.sigma = sigma
@@ -211,6 +235,7 @@ class TailModel:
         self.body_complete = body_complete
         self.ad_stat = ad_stat
         self.cvm_stat = cvm_stat
+        self.rel_cov = np.full((threshold.shape[0], 3), np.nan) if rel_cov is None else rel_cov
         self.n_samples = int(n_samples)
         self.method = method
         self.rule = rule
@@ -317,6 +342,54 @@ class TailModel:
         """
         return calibration(self, G_holdout, levels, alpha=alpha)
 
+    def return_level(self, period, alpha=0.05, method="delta", per_year=None, G=None):
+        """Per-column return levels with ``1 - alpha`` confidence intervals.
+
+        The ``m``-observation return level is exceeded on average once every
+        ``m`` observations: ``x_m = u + sigma / xi * ((m * rate) ** xi - 1)``
+        (Coles 2001, section 4.3.3), equal to ``isf(1 / m)``.
+
+        Parameters
+        ----------
+        period : float
+            Return period: in observations, or in years (any unit) when
+            ``per_year`` is given; ``m = period * per_year`` observations.
+        alpha : float in (0, 1)
+            1 - confidence level (0.05: 95 % intervals).
+        method : {"delta", "profile"}
+            * ``"delta"``: ``x_m -+ z * se`` with the delta-method variance of
+              ``(rate, sigma, xi)``: the binomial ``rate (1 - rate) / n`` for
+              the rate and the inverse observed information for the GPD
+              (stored at fit time, ``rel_cov``). Symmetric; too narrow
+              on the upper side for heavy tails.
+            * ``"profile"``: ``{x : 2 (loglik - profile(x)) <= chi2_1(1 - alpha)}``,
+              with ``sigma`` written in terms of ``x_m`` and the likelihood
+              maximised over ``xi`` (``xi >= -1``), the rate held at its
+              estimate (as Coles and ismev's ``gpd.prof`` do). Needs ``G``.
+        per_year : float, optional
+            Observations per unit of ``period`` (365.25 for daily data and a
+            period in years).
+        G : array_like, shape (n_rows, n_filters), optional
+            The reference matrix the model was fitted to (needed, and
+            checked, for ``"profile"``: the model does not keep the
+            exceedances).
+
+        Returns
+        -------
+        ReturnLevels
+            ``estimate``, ``lower``, ``upper``, ``se`` of shape (n_filters,);
+            intervals are NaN where the column's status is not OK or the
+            level is not above the threshold (see :class:`evtools.ReturnLevels`).
+
+        Raises
+        ------
+        InvalidInputError
+            The model was not fitted by maximum likelihood (the intervals
+            are likelihood-based), ``m < 1``, or ``G`` is missing or not the
+            reference matrix for ``"profile"``.
+        """
+        return return_levels(self, period, alpha=alpha, method=method, per_year=per_year, G=G)
+
     # ------------------------------------------------------------ tables and I/O
     def to_dict(self):
         """Per-column results as a dict of arrays (no pandas needed)."""
@@ -346,7 +419,8 @@ class TailModel:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in cls._ARRAYS if k != "n_above" or k in data}  # older files lack it
+                arrays = {k: data[k] for k in cls._ARRAYS
+                          if k in data.files or k not in ("n_above", "rel_cov")}  # older files lack these
             meta["rule"] = ThresholdRule.from_dict(meta["rule"])
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise InvalidInputError(f"{path} is not a TailModel file written by TailModel.save: {exc}") from exc

@@ -1,8 +1,11 @@
 """Threshold rules: how each column's peaks-over-threshold level is chosen.
 
-A rule is a small object with parameters (``Quantile(0.98)``, ``TopK(500)``)
-applied to every column separately. Exceedances of a column are its values
-strictly greater than its threshold; the excess is ``x - threshold``.
+A rule is a small object with parameters (``Quantile(0.98)``, ``TopK(500)``,
+``Fixed(30.0)``) applied to every column separately. Exceedances of a column
+are its values strictly greater than its threshold; the excess is
+``x - threshold``. Values equal to the threshold (ties) are never
+exceedances, whatever the rule, so a rule may leave fewer exceedances than
+its nominal count when the column has ties at the threshold.
 
 Rules work on columns that are already sorted ascending (``fit_tails`` sorts
 each block of columns once and shares the sort between the threshold, the
@@ -43,6 +46,10 @@ class ThresholdRule:
         """
         raise NotImplementedError
 
+    def for_columns(self, j0, j1):
+        """The rule for columns ``j0:j1`` only (itself, except for per-column rules)."""
+        return self
+
     def select(self, G):
         """Thresholds of the columns of a matrix.
 
@@ -55,7 +62,8 @@ class ThresholdRule:
         ndarray, shape (n_filters,), float64
         """
         G = as_matrix(G, "G")
-        return np.concatenate([self.thresholds_from_sorted(S) for _, _, S in sorted_column_blocks(G)])
+        return np.concatenate([self.for_columns(j0, j1).thresholds_from_sorted(S)
+                               for j0, j1, S in sorted_column_blocks(G)])
 
     def __repr__(self):
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -69,7 +77,7 @@ class ThresholdRule:
     @staticmethod
     def from_dict(spec):
         """The rule described by :meth:`to_dict`."""
-        rules = {cls.__name__: cls for cls in (Quantile, TopK, ForwardStop)}
+        rules = {cls.__name__: cls for cls in (Quantile, TopK, ForwardStop, Fixed)}
         if not isinstance(spec, Mapping) or not isinstance(spec.get("params", {}), Mapping):
             raise InvalidInputError(f"spec must be a dict {{'rule': name, 'params': {{...}}}}, got {spec!r}")
         if spec.get("rule") not in rules:
@@ -113,8 +121,12 @@ class _OrderStatisticRule(ThresholdRule):
 class Quantile(_OrderStatisticRule):
     """Threshold at the empirical ``q`` quantile of each column.
 
-    Uses the same interpolation as ``numpy.quantile(..., method="linear")``,
-    so about ``(1 - q) * n_samples`` values exceed it.
+    Uses the same interpolation as ``numpy.quantile(..., method="linear")``:
+    with ``h = q * (n - 1)`` the threshold is ``x_(floor h) + frac(h) *
+    (x_(floor h + 1) - x_(floor h))`` over the ascending order statistics
+    (0-based), so about ``(1 - q) * n_samples`` values exceed it. Values equal
+    to the threshold do not exceed it: with ties (a column that is mostly
+    zeros, say) fewer values, possibly none, exceed it.
 
     Parameters
     ----------
@@ -136,8 +148,10 @@ class Quantile(_OrderStatisticRule):
 class TopK(_OrderStatisticRule):
     """Threshold at the ``(k + 1)``-th largest value, so the top ``k`` values exceed it.
 
-    With ties at the threshold fewer than ``k`` values exceed it (exceedances
-    are strictly greater than the threshold).
+    The threshold is the order statistic ``x_(n - k - 1)`` (0-based,
+    ascending), no interpolation. With ties at the threshold (the ``k``-th
+    and ``(k + 1)``-th largest values equal) fewer than ``k`` values exceed
+    it, since exceedances are strictly greater than the threshold.
 
     Parameters
     ----------
@@ -171,7 +185,9 @@ class ForwardStop(ThresholdRule):
     ``k = max{k : -(1/k) sum_{i<=k} log(1 - p_i) <= alpha}`` candidates (0 if
     none) and the threshold is candidate ``k + 1``: the lowest threshold from
     which the GPD is no longer rejected, controlling the false discovery rate
-    of the rejections at ``alpha``.
+    of the rejections at ``alpha``. Each candidate is a :class:`Quantile`
+    threshold (same interpolation, same ties convention: values equal to it
+    are not exceedances).
 
     Edge cases, reported per column by :meth:`select_details` (``flag``):
 
@@ -267,3 +283,96 @@ class ForwardStop(ThresholdRule):
             "flag": flag, "candidate_threshold": cand, "pvalue": pvalue, "sigma": sigma, "xi": xi,
             "n_exceed": n_exceed,
         }
+
+
+class Fixed(ThresholdRule):
+    """A threshold the user gives: one number for every column, or one per column.
+
+    The usual choice in a published analysis ("u = 30 mm") or with a domain
+    threshold. Exceedances are the values strictly greater than the
+    threshold (values equal to it are not counted); a column with no value
+    above it gets status ``CONSTANT`` in :func:`evtools.fit_tails` (see
+    :class:`evtools.TailModel`).
+
+    Parameters
+    ----------
+    threshold : float or array_like, shape (n_filters,)
+        Finite thresholds in the units of the data. A plain float or array
+        passed as ``threshold=`` to :func:`evtools.fit_tails` means
+        ``Fixed(threshold)``.
+
+    Notes
+    -----
+    With a streaming top-k summary (``fit_tails(..., n_samples=n)``), every
+    column's threshold must be at least its smallest kept value; otherwise
+    values below the kept ones might exceed it and the rate would be wrong,
+    so that is refused.
+    """
+
+    def __init__(self, threshold):
+        try:
+            arr = None if isinstance(threshold, str) else np.asarray(threshold, dtype=np.float64)
+        except (TypeError, ValueError):
+            arr = None
+        if arr is None or arr.ndim > 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise InvalidInputError(
+                f"Fixed threshold must be a finite number or a 1-D array of finite numbers "
+                f"(one per column), got {threshold!r}")
+        self.threshold = float(arr) if arr.ndim == 0 else tuple(float(v) for v in arr)
+
+    def values(self, n_cols):
+        """Thresholds as a float64 array of shape (n_cols,)."""
+        if isinstance(self.threshold, float):
+            return np.full(n_cols, self.threshold)
+        if len(self.threshold) != n_cols:
+            raise InvalidInputError(
+                f"Fixed has {len(self.threshold)} thresholds but the matrix has {n_cols} columns; "
+                "give one number or one per column")
+        return np.array(self.threshold)
+
+    def for_columns(self, j0, j1):
+        if isinstance(self.threshold, float):
+            return self
+        if j1 > len(self.threshold):
+            raise InvalidInputError(
+                f"Fixed has {len(self.threshold)} thresholds but the matrix has at least {j1} "
+                "columns; give one number or one per column")
+        return Fixed(self.threshold[j0:j1])
+
+    def thresholds_from_sorted(self, S, n_samples=None):
+        t = self.values(S.shape[1])
+        if n_samples is not None and int(n_samples) > S.shape[0] and S.shape[0] > 0:
+            low = t < S[0]
+            if np.any(low):
+                j = int(np.flatnonzero(low)[0])
+                raise InvalidInputError(
+                    f"Fixed threshold {t[j]} of column {j} is below the smallest of the "
+                    f"{S.shape[0]} values kept of {n_samples}: its exceedances are not all known; "
+                    "keep more values per column or raise the threshold")
+        return t
+
+    def __repr__(self):
+        if isinstance(self.threshold, float):
+            return f"Fixed({self.threshold!r})"
+        return f"Fixed(<{len(self.threshold)} thresholds>)"
+
+    def __hash__(self):
+        return hash((type(self).__name__, self.threshold))
+
+
+def as_rule(threshold, default):
+    """A threshold rule from a rule, a number or a per-column array (``Fixed``); ``default`` for None."""
+    if threshold is None:
+        return default
+    if isinstance(threshold, ThresholdRule):
+        return threshold
+    if isinstance(threshold, (bool, np.bool_, str)):
+        raise InvalidInputError(
+            f"threshold must be a threshold rule (ev.Quantile(0.98), ev.TopK(500), ev.Fixed(30.0)) "
+            f"or a number / per-column array meaning ev.Fixed, got {threshold!r}")
+    try:
+        return Fixed(threshold)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"threshold must be a threshold rule (ev.Quantile(0.98), ev.TopK(500), ev.Fixed(30.0)) "
+            f"or a number / per-column array meaning ev.Fixed, got {threshold!r}") from exc

@@ -184,7 +184,8 @@ def test_bad_arguments_raise(rng):
     with pytest.raises(ev.InvalidInputError, match="method"):
         ev.fit_tails(G, method="bogus")
     with pytest.raises(ev.InvalidInputError, match="threshold rule"):
-        ev.fit_tails(G, threshold=0.9)
+        ev.fit_tails(G, threshold="0.9")
+    assert ev.fit_tails(G, threshold=0.9, progress=False).rule == ev.Fixed(0.9)  # a number is a fixed threshold
     with pytest.raises(ev.InvalidInputError, match="TopK"):
         ev.fit_tails(G, threshold=ev.TopK(50))
     with pytest.raises(ev.InvalidInputError):
