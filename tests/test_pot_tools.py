@@ -382,3 +382,17 @@ def test_declustered_return_levels_are_event_based():
     tail = ev.fit_tails(X, ev.Quantile(0.98), decluster=2, progress=False)
     rl = tail.return_level(1000)
     np.testing.assert_allclose(rl.estimate, tail.isf(1e-3), rtol=1e-8)
+
+
+def test_declustered_fit_keeps_the_covariance_of_its_cluster_maxima(rng):
+    """Delta-method intervals of a declustered model use the observed information of the
+    cluster maxima it fitted, as gpd_fit of those maxima gives it."""
+    x = np.repeat(rng.pareto(3.0, size=1500), 2) + rng.uniform(0, 1e-3, size=3000)  # pairs: clusters of 2
+    u = float(np.quantile(x, 0.9))
+    tail = ev.fit_tails(x[:, None], threshold=ev.Fixed(u), decluster=2, progress=False)
+    maxima = ev.decluster(x, u, run=2).maxima
+    fit = ev.gpd_fit(maxima - u)
+    assert tail.n_exceed[0] == maxima.size < tail.n_above[0]
+    np.testing.assert_allclose([tail.sigma[0], tail.xi[0]], [fit.sigma, fit.xi], rtol=1e-9)
+    np.testing.assert_allclose(tail.sigma[0] * np.sqrt(tail.rel_cov[0, 0]), fit.se_sigma, rtol=1e-6)
+    np.testing.assert_allclose(np.sqrt(tail.rel_cov[0, 2]), fit.se_xi, rtol=1e-6)
