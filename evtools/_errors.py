@@ -16,3 +16,11 @@ class InvalidInputError(EvtoolsError, ValueError):
 
 class NotFittedError(EvtoolsError, AttributeError):
     """A method that needs fitted state was called before ``fit``."""
+
+
+class FileFormatError(InvalidInputError):
+    """A file given to a loader is missing, damaged or not what the loader reads."""
+
+
+class FileWriteError(EvtoolsError, OSError):
+    """Writing a file failed (disk full, file-size limit, permissions); the message names the file."""
