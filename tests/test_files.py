@@ -31,6 +31,12 @@ def _python(code, *args, timeout=300):
                           capture_output=True, text=True, env=ENV, timeout=timeout)
 
 
+def _fifo(path):
+    """A fifo with a reader attached, so that code that (wrongly) opens it for writing does not block."""
+    os.mkfifo(path)
+    return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """One file of every kind evtools saves, keyed by loader name: {name: (path, loader)}."""
@@ -390,7 +396,7 @@ def test_save_refuses_a_directory_or_fifo(tmp_path):
     (tmp_path / "d.npz").mkdir()
     with pytest.raises(ev.InvalidInputError, match="directory"):
         tail.save(tmp_path / "d.npz")
-    os.mkfifo(tmp_path / "f.npz")
+    _fifo(tmp_path / "f.npz")
     with pytest.raises(ev.InvalidInputError, match="not a regular file"):
         tail.save(tmp_path / "f.npz")
     assert (tmp_path / "d.npz").is_dir() and not (tmp_path / "f.npz").is_file()
