@@ -246,8 +246,14 @@ def row_sink(out, n_columns, dtype, *, resume=False):
     )
 
 
-def rows_to_do(n_rows, first_row, rows_done):
-    """Where a batch of ``n_rows`` starting at row ``first_row`` resumes: its first row past ``rows_done``.
+def finished_in_batch(n_rows, first_row, rows_done):
+    """How many leading rows of a batch are already in a resumed file (where the batch resumes).
+
+    Parameters
+    ----------
+    n_rows : int, rows of the batch.
+    first_row : int, the batch's first row over all batches.
+    rows_done : int, the sink's finished rows.
 
     Returns
     -------

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import InvalidInputError
+from ._errors import FileFormatError, InvalidInputError
 from ._files import atomic_save
 
 SCORER_COLORS = {"z-score": "#2b6cb0", "POT": "#c0392b", "random": "#7f7f7f"}
@@ -97,8 +97,20 @@ def save_results(results, path):
 
 
 def load_results(path):
-    """Read a results dict written by :func:`save_results` (``null`` numbers come back as None)."""
-    return json.loads(Path(path).read_text())
+    """Read a results dict written by :func:`save_results` (``null`` numbers come back as None).
+
+    Raises
+    ------
+    FileFormatError
+        Missing or unreadable file, not JSON, or not a JSON object.
+    """
+    try:
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # IsADirectoryError, JSONDecodeError, UnicodeDecodeError
+        raise FileFormatError(f"{path}: not a results file written by save_results ({exc})") from exc
+    if not isinstance(results, dict):
+        raise FileFormatError(f"{path}: not a results file written by save_results (not a JSON object)")
+    return results
 
 
 # --- small formatting helpers -------------------------------------------------------------

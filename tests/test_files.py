@@ -425,3 +425,17 @@ def test_tables_and_results_are_written_atomically(tmp_path, monkeypatch):
     assert (tmp_path / "t.csv").read_text() == "a\n0\n1\n2\n"
     assert json.loads((tmp_path / "r.json").read_text()) == {"x": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "t.csv"]
+
+
+def test_damaged_results_file_is_refused(tmp_path):
+    from evtools.report import load_results, save_results
+
+    path = tmp_path / "r.json"
+    save_results({"x": [1.0, float("nan")]}, path)
+    assert load_results(path) == {"x": [1.0, None]}
+    path.write_text(path.read_text()[:5])
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "dir.json").mkdir()
+    for bad in (path, tmp_path / "list.json", tmp_path / "dir.json", tmp_path / "missing.json"):
+        with pytest.raises(ev.FileFormatError, match=str(bad)):
+            load_results(bad)

@@ -21,7 +21,7 @@ import numpy as np
 from evtools import FilterIndex
 from evtools.filters import check_reduction
 from evtools._errors import InvalidInputError
-from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink, rows_to_do
+from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink, finished_in_batch
 
 from ._trace import conv_kernels
 
@@ -193,7 +193,7 @@ def filter_gradient_norms(
     try:
         with progress_bar(total, enabled=progress, desc="gradient norms") as bar:
             for inputs, targets in all_batches:
-                done = rows_to_do(inputs.shape[0], row, sink.rows_done)  # resume: rows already in the file
+                done = finished_in_batch(inputs.shape[0], row, sink.rows_done)  # resume: rows already in the file
                 if done < inputs.shape[0]:
                     _check_outputs(apply_fn, loss, params, inputs, targets, row, checked)
                 row += done

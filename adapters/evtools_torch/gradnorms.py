@@ -19,7 +19,7 @@ from torch import nn
 from evtools import FilterIndex
 from evtools.filters import check_reduction
 from evtools._errors import InvalidInputError
-from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink, rows_to_do
+from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink, finished_in_batch
 
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
 
@@ -160,7 +160,7 @@ def filter_gradient_norms(
         with torch.enable_grad(), progress_bar(total, enabled=progress, desc="gradient norms") as bar:
             for number, batch in enumerate(batches):
                 inputs, targets = _check_batch(batch, number, device, move)
-                done = rows_to_do(inputs.shape[0], row, sink.rows_done)  # resume: rows already in the file
+                done = finished_in_batch(inputs.shape[0], row, sink.rows_done)  # resume: rows already in the file
                 row += done
                 bar.update(done)
                 for start in range(done, inputs.shape[0], batch_size):
