@@ -69,8 +69,9 @@ html_static_path = []
 def _drop_builtin_docstrings(app, what, name, obj, options, lines):
     """A re-exported constant (``evtools_torch.demo.CLASSES``) has no docstring of its own: show its
     value, not the docstring of its type (``tuple``)."""
-    if what in ("data", "attribute") and lines and type(obj).__doc__ and \
-            "\n".join(lines).strip() == type(obj).__doc__.strip():
+    type_doc = type(obj).__doc__
+    if what in ("data", "attribute") and lines and isinstance(type_doc, str) and \
+            "\n".join(lines).strip() == type_doc.strip():
         lines.clear()
 
 

@@ -28,3 +28,11 @@ class UnsupportedModelError(EvtoolsError):
     The message names the layer, the reason and the way out (usually leaving
     the layer out with ``filters=``).
     """
+
+
+class FileFormatError(InvalidInputError):
+    """A file given to a loader is missing, damaged or not what the loader reads."""
+
+
+class FileWriteError(EvtoolsError, OSError):
+    """Writing a file failed (disk full, file-size limit, permissions); the message names the file."""

@@ -14,6 +14,7 @@ aligned text.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import zipfile
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import InvalidInputError
+from ._files import atomic_save
 from ._validation import as_matrix
 
 MATRIX_SUFFIXES = (".npy", ".npz", ".csv")
@@ -179,8 +181,10 @@ def write_table(table, dest, fmt=None):
             raise InvalidInputError(
                 f"{path}: unknown table format {path.suffix!r}; use a .csv or .json file"
             )
-        with open(path, "w", newline="") as fh:
-            write_table(table, fh, fmt)
+        with atomic_save(path) as fh:  # all or nothing, see evtools._files
+            text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+            write_table(table, text, fmt)
+            text.detach()  # flushed; atomic_save closes the file
         return
     columns, rows = _rows(table)
     if fmt == "csv":

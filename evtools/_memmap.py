@@ -7,12 +7,15 @@ rows go from the adapters' common ``out`` argument.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._errors import InvalidInputError
+from ._errors import FileWriteError, InvalidInputError
+from ._files import check_writable_target
 
 _MAGIC = b"\x93NUMPY\x01\x00"  # format version 1.0
 _LARGEST_ROWS = 2**63 - 1
@@ -27,48 +30,129 @@ class NpyRowWriter:
     """Append rows of a 2-D array to a ``.npy`` file whose length need not be known.
 
     The file starts with a header sized for any row count; rows are appended
-    in C order as they come, and :meth:`close` rewrites the header with the
-    final shape (padded with spaces, as the format allows), so the result is a
-    valid ``.npy`` for ``np.load(path, mmap_mode="r")``.
+    in C order as they come, and after every block the header is rewritten
+    with the rows finished so far (padded with spaces, as the format allows).
+    So at any moment, even after the process is killed, ``np.load(path)``
+    reads every finished row. While the file is incomplete a marker file
+    ``path + ".partial"`` lies beside it; :meth:`close` removes it.
 
     Parameters
     ----------
     path : str or os.PathLike
-        File to write, replaced if it exists (no ``.npy`` suffix is added).
+        File to write (no ``.npy`` suffix is added). It must be absent or a
+        regular file: a directory, device, fifo or socket is refused.
     n_columns : int
     dtype : numpy dtype
         Dtype of the file; blocks are cast to it.
+    resume : bool
+        False: the file is replaced. True: an existing file written by this
+        class with the same dtype and columns is kept and rows are appended
+        after its finished rows (``rows_done``); a missing file starts afresh.
+
+    Attributes
+    ----------
+    rows_done : int
+        Rows already in the file when it was opened (0 unless resuming).
+    rows_written : int
+        Rows in the file now.
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` is not a regular file, or (resume) holds another dtype,
+        another number of columns or damaged data.
+    FileWriteError
+        Opening or writing failed (disk full, file-size limit, permissions):
+        the message names the file and the cause; the rows finished so far
+        stay readable.
 
     Notes
     -----
-    Used as a context manager, the file is deleted if the block raises, so
-    no half-written file is mistaken for a result; call :meth:`close` after
-    the last block.
+    Used as a context manager, :meth:`abort` runs if the block raises.
     """
 
-    def __init__(self, path, n_columns, dtype):
+    def __init__(self, path, n_columns, dtype, *, resume=False):
         self.path = os.fspath(path)
+        self.marker = self.path + ".partial"
         self.n_columns = int(n_columns)
         self.dtype = np.dtype(dtype).newbyteorder("<")
-        self.rows_written = 0
+        self._row_bytes = self.dtype.itemsize * self.n_columns
         widest = len(_header_dict(self.dtype, (_LARGEST_ROWS, self.n_columns))) + 1  # + "\n"
         # the whole preamble (magic, 2-byte length, header) is a multiple of 64 bytes
         self._header_len = -(-(len(_MAGIC) + 2 + widest) // 64) * 64 - len(_MAGIC) - 2
+        self._offset = len(_MAGIC) + 2 + self._header_len
+        check_writable_target(self.path)
+        resume = bool(resume) and os.path.exists(self.path)
         try:
-            self._file = open(self.path, "wb")
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as exc:
-            raise InvalidInputError(f"cannot write the output file {self.path!r}: {exc}") from exc
-        self._write_header()
-        self._file.seek(0, os.SEEK_END)
+            raise FileWriteError(f"{self.path}: cannot open it for writing ({exc.strerror})") from exc
+        self._file = os.fdopen(fd, "r+b")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced by something else since the check
+            self._file.close()
+            raise InvalidInputError(f"{self.path}: is not a regular file; give the path of a regular file to write")
+        self._keep = True  # a file that was there before (resume) is never deleted
+        try:
+            self._start(resume)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _start(self, resume):
+        with self._writing("starting"):
+            if resume:
+                self.rows_done = self._finished_rows()
+            else:
+                self._keep = False
+                self.rows_done = 0
+                self._file.truncate(0)
+            self.rows_written = self.rows_done
+            with open(self.marker, "w") as fh:
+                fh.write(f"{os.path.basename(self.path)} holds the finished rows of an unfinished run "
+                         "(evtools); resume it with resume=True\n")
+            self._file.truncate(self._offset + self.rows_done * self._row_bytes)
+            self._write_header()
+
+    @contextlib.contextmanager
+    def _writing(self, what):
+        try:
+            yield
+        except OSError as exc:
+            raise FileWriteError(
+                f"{self.path}: {what} failed after {getattr(self, 'rows_written', 0)} finished rows "
+                f"({exc.strerror or exc}); the finished rows stay readable") from exc
+
+    def _finished_rows(self):
+        """Rows of the file this run resumes, after checking it matches."""
+        try:
+            if np.lib.format.read_magic(self._file) != (1, 0):  # what this class writes
+                raise ValueError("not a version 1.0 .npy file")
+            header = np.lib.format.read_array_header_1_0(self._file)
+        except Exception as exc:  # ValueError and friends from a damaged header
+            raise InvalidInputError(f"{self.path}: cannot resume, not a readable .npy file ({exc})") from exc
+        shape, fortran, dtype = header
+        if (self._file.tell() != self._offset or fortran or np.dtype(dtype) != self.dtype
+                or len(shape) != 2 or shape[1] != self.n_columns):
+            raise InvalidInputError(
+                f"{self.path}: cannot resume, it holds {np.dtype(dtype)} rows of shape {shape}, this run writes "
+                f"{self.dtype} rows of {self.n_columns} columns; pass resume=False to start again")
+        size = os.fstat(self._file.fileno()).st_size
+        if size < self._offset + shape[0] * self._row_bytes:
+            raise InvalidInputError(
+                f"{self.path}: cannot resume, its header counts {shape[0]} rows but the file is {size} bytes "
+                "(cut short); pass resume=False to start again")
+        return int(shape[0])
 
     def _write_header(self):
         text = _header_dict(self.dtype, (self.rows_written, self.n_columns))
         text = text.ljust(self._header_len - 1) + "\n"
         self._file.seek(0)
         self._file.write(_MAGIC + self._header_len.to_bytes(2, "little") + text.encode("latin1"))
+        self._file.flush()
+        self._file.seek(0, os.SEEK_END)
 
     def write(self, block):
-        """Append rows.
+        """Append rows; the header counts them once they are all written.
 
         Parameters
         ----------
@@ -77,24 +161,41 @@ class NpyRowWriter:
         block = np.ascontiguousarray(block, dtype=self.dtype)
         if block.ndim != 2 or block.shape[1] != self.n_columns:
             raise InvalidInputError(f"block must have shape (b, {self.n_columns}), got {block.shape}")
-        block.tofile(self._file)
-        self.rows_written += block.shape[0]
+        if block.shape[0] == 0:
+            return
+        with self._writing("writing rows"):
+            self._file.seek(self._offset + self.rows_written * self._row_bytes)
+            self._file.write(memoryview(block).cast("B"))
+            self._file.flush()
+            self.rows_written += block.shape[0]
+            self._write_header()
 
     def close(self):
-        """Finalise the header and return the file as a read-only memory map.
+        """Finish the file (fsync, remove the marker) and return it as a read-only memory map.
 
         Returns
         -------
         numpy.memmap, shape (rows_written, n_columns)
         """
-        self._write_header()
-        self._file.close()
+        with self._writing("finishing the file"):
+            self._write_header()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.remove(self.marker)
         return np.load(self.path, mmap_mode="r")
 
     def abort(self):
-        """Close and delete the file."""
-        self._file.close()
-        os.remove(self.path)
+        """Stop writing: finished rows stay, with the marker, for ``resume=True``.
+
+        A file this run created and wrote no row to is deleted with its marker.
+        """
+        with contextlib.suppress(OSError):
+            self._file.close()
+        if not self._keep and self.rows_written == 0:
+            for path in (self.path, self.marker):
+                with contextlib.suppress(OSError):
+                    if stat.S_ISREG(os.lstat(path).st_mode):
+                        os.remove(path)
 
     def __enter__(self):
         return self
@@ -105,7 +206,7 @@ class NpyRowWriter:
         return False
 
 
-def row_sink(out, n_columns, dtype):
+def row_sink(out, n_columns, dtype, *, resume=False):
     """Where an adapter's rows go, from its ``out`` argument.
 
     Parameters
@@ -117,19 +218,27 @@ def row_sink(out, n_columns, dtype):
     n_columns : int
     dtype : numpy dtype
         Dtype of the in-memory matrix or of the file.
+    resume : bool
+        Only with a path: continue the file's finished rows (see :class:`NpyRowWriter`).
 
     Returns
     -------
     sink
-        With ``write(block)`` (block: ndarray, shape (b, n_columns)), ``close()``
-        returning the result (ndarray of shape (n_rows, n_columns), read-only
-        memory map, or the accumulator itself) and ``abort()`` discarding the
-        rows (the file is deleted).
+        With ``rows_done`` (rows already finished, to skip; 0 unless
+        resuming), ``write(block)`` (block: ndarray, shape (b, n_columns)),
+        ``close()`` returning the result (ndarray of shape (n_rows,
+        n_columns), read-only memory map, or the accumulator itself) and
+        ``abort()`` (a file keeps its finished rows for ``resume=True``).
     """
+    if not isinstance(resume, (bool, np.bool_)):
+        raise InvalidInputError(f"resume must be True or False, got {resume!r}")
+    is_path = isinstance(out, (str, os.PathLike))
+    if resume and not is_path:
+        raise InvalidInputError("resume=True needs out= to be a file path (the .npy file of the interrupted run)")
     if out is None:
         return _MemoryRows(n_columns, dtype)
-    if isinstance(out, (str, os.PathLike)):
-        return NpyRowWriter(out, n_columns, dtype)
+    if is_path:
+        return NpyRowWriter(out, n_columns, dtype, resume=resume)
     if callable(getattr(out, "update", None)):
         return _UpdateRows(out)
     raise InvalidInputError(
@@ -137,7 +246,25 @@ def row_sink(out, n_columns, dtype):
     )
 
 
+def finished_in_batch(n_rows, first_row, rows_done):
+    """How many leading rows of a batch are already in a resumed file (where the batch resumes).
+
+    Parameters
+    ----------
+    n_rows : int, rows of the batch.
+    first_row : int, the batch's first row over all batches.
+    rows_done : int, the sink's finished rows.
+
+    Returns
+    -------
+    int in [0, n_rows]; ``n_rows`` means the whole batch is already finished.
+    """
+    return min(n_rows, max(0, rows_done - first_row))
+
+
 class _MemoryRows:
+    rows_done = 0
+
     def __init__(self, n_columns, dtype):
         self.blocks = [np.zeros((0, n_columns), dtype=dtype)]
 
@@ -152,6 +279,8 @@ class _MemoryRows:
 
 
 class _UpdateRows:
+    rows_done = 0
+
     def __init__(self, target):
         self.target = target
 

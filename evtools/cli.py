@@ -124,7 +124,8 @@ def _add_fit(subparsers):
     p = subparsers.add_parser("fit", help="fit per-filter reference models to G_ref",
                               description="Fit a scorer to a reference gradient matrix and save it.")
     _add_matrix_argument(p, "G_ref", "reference gradient matrix, shape (n_samples, n_filters)")
-    p.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    p.add_argument("-o", "--output", required=True,
+                   help="model file to write; .npz is appended unless the name ends with it")
     p.add_argument("--scorer", choices=("pot", "zscore"), default="pot",
                    help="pot: tail model per filter (Wang & Sato); zscore: mean and std (Levin et al.)")
     p.add_argument("--threshold", type=_threshold_rule, default=Quantile(0.90),
@@ -168,11 +169,11 @@ def _run_fit(args):
     else:
         model = POTSaliency(threshold=args.threshold, method=args.method).fit(G_ref)
         summary = repr(model.tail_)
-    model.save(args.output)
+    written = model.save(args.output)  # .npz appended unless given; the real path is reported
     print(summary)
     if holdout is not None:
         print(model.tail_.calibration(holdout))
-    print(f"saved to {args.output}")
+    print(f"saved to {written}")
     return EXIT_OK
 
 
@@ -182,7 +183,7 @@ def _run_fit(args):
 def _add_score(subparsers):
     p = subparsers.add_parser("score", help="rank the filters of each row of G",
                               description="Score the rows of G with a saved model and list the top filters.")
-    p.add_argument("model", help="model file written by `evtools fit`")
+    p.add_argument("model", help="model file written by `evtools fit` (the .npz suffix may be left out)")
     _add_matrix_argument(p, "G", "gradient matrix to diagnose, shape (n_rows, n_filters)")
     p.add_argument("--top", type=int, default=10, help="filters listed per row (default 10)")
     p.add_argument("--alpha", type=float,

@@ -14,6 +14,7 @@ import numpy as np
 
 from ._errors import InvalidInputError
 from ._validation import INT_MAX, check_int, check_sequence, check_strings
+from ._files import SavedFile, save_npz
 
 #: Per-filter reductions of a weight gradient that every framework adapter offers:
 #: mean |g| over the filter's weights (Levin et al.), the L1 norm and the L2 norm.
@@ -164,17 +165,25 @@ class FilterIndex:
         return pd.DataFrame(self.to_dict())
 
     def save(self, path):
-        """Write the index to ``path`` as an ``.npz`` archive (no pickling)."""
-        np.savez(path, **self.to_dict())
+        """Write the index to an ``.npz`` archive, atomically (no pickling).
+
+        ``.npz`` is appended unless the name ends with it; returns the path written (pathlib.Path).
+        """
+        return save_npz(path, {"format": 1, **self.to_dict()})
 
     @classmethod
     def load(cls, path):
-        """Read an index written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            missing = [name for name in _FIELDS if name not in data.files]
-            if missing:
-                raise InvalidInputError(f"{path} is not a saved FilterIndex: missing {missing}")
-            return cls(**{name: data[name] for name in _FIELDS})
+        """Read an index written by :meth:`save` (with or without the ``.npz`` suffix), checked field by field."""
+        f = SavedFile(path, "FilterIndex", "FilterIndex.save")
+        if "format" in f.arrays:
+            f.version(f.integer(f.array("format", np.int64, ()), "format"))
+        layer = f.array("layer", "U", (None,))
+        fields = {"layer": layer}
+        for name in _FIELDS[1:]:
+            fields[name] = f.array(name, np.int64, layer.shape)
+        f.check((fields["channel"] >= 0).all() and (fields["depth"] >= 0).all(), "a channel or depth is negative")
+        f.check((fields["n_weights"] >= 1).all(), "a filter has fewer than 1 weight")
+        return cls(**fields)
 
     def __eq__(self, other):
         if not isinstance(other, FilterIndex):

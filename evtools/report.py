@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import InvalidInputError
+from ._errors import FileFormatError, InvalidInputError
+from ._files import atomic_save
 
 SCORER_COLORS = {"z-score": "#2b6cb0", "POT": "#c0392b", "random": "#7f7f7f"}
 _POT_SHADES = ("#f5b041", "#e67e22", "#c0392b", "#78281f")  # POT thresholds 0.80 .. 0.95, light to dark
@@ -90,12 +91,26 @@ def save_results(results, path):
     results : dict
     path : str or os.PathLike
     """
-    Path(path).write_text(json.dumps(_jsonable(results), indent=1, allow_nan=False))
+    text = json.dumps(_jsonable(results), indent=1, allow_nan=False)
+    with atomic_save(path) as fh:  # all or nothing, see evtools._files
+        fh.write(text.encode("utf-8"))
 
 
 def load_results(path):
-    """Read a results dict written by :func:`save_results` (``null`` numbers come back as None)."""
-    return json.loads(Path(path).read_text())
+    """Read a results dict written by :func:`save_results` (``null`` numbers come back as None).
+
+    Raises
+    ------
+    FileFormatError
+        Missing or unreadable file, not JSON, or not a JSON object.
+    """
+    try:
+        results = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # IsADirectoryError, JSONDecodeError, UnicodeDecodeError
+        raise FileFormatError(f"{path}: not a results file written by save_results ({exc})") from exc
+    if not isinstance(results, dict):
+        raise FileFormatError(f"{path}: not a results file written by save_results (not a JSON object)")
+    return results
 
 
 # --- small formatting helpers -------------------------------------------------------------
@@ -648,7 +663,8 @@ def build_report(results, path=None):
                  "experiments on your own model.</p></body></html>")
     page = "\n".join(parts)
     if path is not None:
-        Path(path).write_text(page, encoding="utf-8")
+        with atomic_save(path) as fh:
+            fh.write(page.encode("utf-8"))
     return page
 
 

@@ -20,7 +20,6 @@ normal filter (see ``docs/saliency.md``).
 from __future__ import annotations
 
 import math
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,12 +27,16 @@ from numba import prange
 from scipy import special
 
 from ._errors import InvalidInputError, NotFittedError
+from ._files import SavedFile, save_npz
 from ._io import TableRecord
 from ._parallel import parallel_kernel
 from ._validation import as_matrix, check_columns, check_probability
 from .normality import check_correction, correct_pvalues
 from .tails import TailModel, fit_tails
 from .threshold import Quantile, ThresholdRule, as_rule
+
+MAX_EXPONENT = 1100
+"""Largest power-of-two scale of a column a saved :class:`ZScoreSaliency` can hold (float64 spans about 2**+-1075)."""
 
 STD_FLOOR = 1e-14
 """Reference standard deviations at or below this are replaced by 1 (Levin et al.'s code does so)."""
@@ -414,19 +417,33 @@ class ZScoreSaliency(_ParameterSaliency):
         return special.ndtr(-score)
 
     def save(self, path):
-        """Write the fitted statistics to ``path`` (``.npz``); read back with :func:`load_saliency`."""
+        """Write the fitted statistics to an ``.npz`` file, atomically; read back with :func:`load_saliency`.
+
+        ``.npz`` is appended unless the name ends with it; returns the path written (pathlib.Path).
+        """
         self._check_is_fitted()
         # mean and m2 of each column scaled by 2**-exponent (files without exponent: 0, unscaled)
-        np.savez(path, scorer="zscore", n_samples_seen=self.n_samples_seen_, mean=self._mean, m2=self._m2,
-                 exponent=self._exponent)
+        return save_npz(path, {"scorer": "zscore", "format": 1, "n_samples_seen": self.n_samples_seen_,
+                               "mean": self._mean, "m2": self._m2, "exponent": self._exponent})
 
     @classmethod
-    def _from_arrays(cls, data):
+    def _from_file(cls, f):
+        if "format" in f.arrays:
+            f.version(f.integer(f.array("format", np.int64, ()), "format"))
+        n = f.integer(f.array("n_samples_seen", np.int64, ()), "n_samples_seen", 1)
+        mean = f.array("mean", np.float64, (None,))
+        m2 = f.array("m2", np.float64, mean.shape)
+        f.check(mean.shape[0] >= 1, "it has no columns")
+        f.check(np.isfinite(mean).all(), "mean is not finite")
+        f.check((np.isfinite(m2) & (m2 >= 0)).all(), "m2 is not finite and >= 0")
         model = cls()
-        model.n_features_in_ = int(data["mean"].shape[0])
-        exponent = data["exponent"] if "exponent" in data else np.zeros(model.n_features_in_, dtype=np.int64)
-        return model._set_state(data["n_samples_seen"], exponent, data["mean"].astype(np.float64),
-                                data["m2"].astype(np.float64))
+        if "exponent" in f.arrays:
+            exponent = f.array("exponent", np.int64, mean.shape)
+            f.check((np.abs(exponent) <= MAX_EXPONENT).all(), f"exponent is outside [-{MAX_EXPONENT}, {MAX_EXPONENT}]")
+        else:  # files written before the scaled update: unscaled
+            exponent = np.zeros(mean.shape[0], dtype=np.int64)
+        model.n_features_in_ = mean.shape[0]
+        return model._set_state(n, exponent, mean, m2)
 
 
 class POTSaliency(_ParameterSaliency):
@@ -529,25 +546,32 @@ class POTSaliency(_ParameterSaliency):
         return np.power(10.0, -score)
 
     def save(self, path):
-        """Write the tail model to ``path`` (``.npz``, :meth:`TailModel.save`)."""
+        """Write the tail model (:meth:`TailModel.save`, atomic, ``.npz`` appended unless present); returns the path written."""
         self._check_is_fitted()
-        self.tail_.save(path)
+        return self.tail_.save(path)
 
 
 def load_saliency(path):
     """Read a scorer written by ``ZScoreSaliency.save`` or ``POTSaliency.save`` / ``TailModel.save``.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, with or without its ``.npz`` suffix.
+
     Returns
     -------
     ZScoreSaliency or POTSaliency
+
+    Raises
+    ------
+    FileFormatError
+        Missing, truncated or damaged file, or arrays a saved scorer cannot
+        have (checked before any kernel sees them).
     """
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise InvalidInputError(f"{path}: cannot read a saved model ({exc})") from exc
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise InvalidInputError(f"{path}: not a saved model (an .npz written by `evtools fit` or save())")
-    with data:
-        if "scorer" in data.files and str(data["scorer"]) == "zscore":
-            return ZScoreSaliency._from_arrays({k: data[k] for k in data.files})
-    return POTSaliency.from_tail(TailModel.load(path))
+    f = SavedFile(path, "saved model", "`evtools fit` or a scorer's save()")
+    if "scorer" in f.arrays:
+        scorer = str(f.array("scorer", "U", ()))
+        f.check(scorer == "zscore", f"unknown scorer {scorer!r}")
+        return ZScoreSaliency._from_file(f)
+    return POTSaliency.from_tail(TailModel._from_file(f))

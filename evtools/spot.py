@@ -21,7 +21,9 @@ import numpy as np
 
 from . import _spot_kernels as SK
 from ._errors import InvalidInputError, NotFittedError
+from ._files import SavedFile, save_npz
 from ._io import TableRecord
+from ._status import Status
 from ._tail_kernels import METHODS
 from ._validation import (INT_MAX, as_matrix, check_choice, check_columns, check_finite, check_int,
                           check_probability)
@@ -298,41 +300,79 @@ class SPOT:
 
     # ------------------------------------------------------------ I/O
     def save(self, path):
-        """Write the parameters and the full streaming state to ``path`` (``.npz``)."""
+        """Write the parameters and the full streaming state to an ``.npz`` file, atomically.
+
+        ``.npz`` is appended unless the name ends with it; returns the path written (pathlib.Path).
+        """
         self._check_is_fitted()
         meta = {"kind": type(self).__name__, "format": 1,
                 "params": {k: getattr(self, k) for k in self._params}}
         if isinstance(self.level, ThresholdRule):
             meta["params"]["level"] = self.level.to_dict()
         most = int(self.n_peaks_.max())
-        np.savez(path, meta=json.dumps(meta, default=lambda v: v.item()), peaks=self._peaks[:, :most],
-                 **{k.strip("_"): getattr(self, k) for k in self._STATE})
+        return save_npz(path, {"meta": json.dumps(meta, default=lambda v: v.item()), "peaks": self._peaks[:, :most],
+                               **{k.strip("_"): getattr(self, k) for k in self._STATE}})
 
     @classmethod
     def load(cls, path):
         """Read a detector written by :meth:`save` (a :class:`SPOT` or a :class:`DSPOT`).
 
         Updating the loaded detector gives what updating the saved one would have.
+        The file (with or without its ``.npz`` suffix) is checked before any
+        kernel sees it: damage raises :class:`evtools.FileFormatError`.
         """
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                state = {k: data[k.strip("_")] for k in cls._STATE}
-                peaks = data["peaks"]
-        except (OSError, KeyError, ValueError) as exc:
-            raise InvalidInputError(f"{path} is not a detector file written by SPOT.save: {exc}") from exc
+        f = SavedFile(path, "detector", "SPOT.save")
+        meta = f.meta()
         kinds = {"SPOT": SPOT, "DSPOT": DSPOT}
-        if meta.get("kind") not in kinds:
-            raise InvalidInputError(f"{path} holds an unknown detector kind {meta.get('kind')!r}")
-        if isinstance(meta["params"].get("level"), dict):
-            meta["params"]["level"] = ThresholdRule.from_dict(meta["params"]["level"])
-        self = kinds[meta["kind"]](**meta["params"])
+        f.check(meta.get("kind") in kinds, f"unknown detector kind {meta.get('kind')!r}")
+        params = meta.get("params")
+        f.check(isinstance(params, dict), "meta has no parameters")
+        try:
+            if isinstance(params.get("level"), dict):  # a threshold rule (ev.Fixed) saved by to_dict
+                params["level"] = ThresholdRule.from_dict(params["level"])
+            self = kinds[meta["kind"]](**params)
+            self._check_params()
+        except (TypeError, InvalidInputError) as exc:
+            f.fail(f"bad parameters {params!r} ({exc})")
+        t = f.array("threshold", np.float64, (None,))
+        F = t.shape[0]
+        f.check(F >= 1, "it has no columns")
+        state = {"threshold_": t}
+        for name, dtype in (("z_q_", np.float64), ("sigma_", np.float64), ("xi_", np.float64),
+                            ("status_", np.int8), ("n_peaks_", np.int64), ("n_obs_", np.int64),
+                            ("n_alarms_", np.int64), ("_pending", np.int64), ("_head", np.int64)):
+            state[name] = f.array(name.strip("_"), dtype, (F,))
+        state["_window"] = f.array("window", np.float64, (F, int(self.depth)))
+        peaks = f.array("peaks", np.float64, (F, None))
+        n_peaks, sigma = state["n_peaks_"], state["sigma_"]
+        m = peaks.shape[1]
+        kept = np.arange(m)[None, :] < n_peaks[:, None]
+        with np.errstate(invalid="ignore"):
+            ascending = np.where(kept[:, 1:], np.diff(peaks, axis=1) >= 0, True) if m > 1 else np.ones((F, 0), bool)
+        checks = [
+            (np.isfinite(t), "threshold is not finite"),
+            (~np.isnan(state["z_q_"]), "z_q is NaN"),
+            ((sigma > 0) & (np.isfinite(sigma) | (n_peaks == 0)), "sigma is not positive (or infinite with peaks)"),
+            (np.isfinite(state["xi_"]), "xi is not finite"),
+            (np.isin(state["status_"], [int(s) for s in Status]), "status is not a Status code"),
+            ((n_peaks >= 0) & (n_peaks <= m), f"n_peaks is outside [0, {m}] (the peaks stored)"),
+            ((state["n_obs_"] >= np.maximum(n_peaks, 1)), "n_obs is below the peaks (or 0)"),
+            (state["n_alarms_"] >= 0, "n_alarms is negative"),
+            ((state["_pending"] >= 0) & (state["_pending"] < int(self.refit_every)),
+             "pending is outside [0, refit_every)"),
+            ((state["_head"] >= 0) & (state["_head"] < max(int(self.depth), 1)), "head is outside the window"),
+            (np.isfinite(state["_window"]).all(axis=1), "window is not finite"),
+            (np.where(kept, np.isfinite(peaks) & (peaks > 0), True).all(axis=1), "a peak is not finite and > 0"),
+            (ascending.all(axis=1), "peaks are not ascending"),
+        ]
+        for ok, problem in checks:
+            bad = np.flatnonzero(~ok)
+            f.check(bad.size == 0, f"{problem} in column {bad[0] if bad.size else ''}")
         for k, v in state.items():
-            setattr(self, k, np.ascontiguousarray(v))
-        n_cols = self.threshold_.shape[0]
-        self._peaks = np.zeros((n_cols, max(_MIN_CAPACITY, 2 * peaks.shape[1])))
-        self._peaks[:, :peaks.shape[1]] = peaks
-        self.n_features_in_ = n_cols
+            setattr(self, k, v.copy())
+        self._peaks = np.zeros((F, max(_MIN_CAPACITY, 2 * m)))
+        self._peaks[:, :m] = peaks
+        self.n_features_in_ = F
         return self
 
 

@@ -16,6 +16,7 @@ from . import _tail_kernels as K
 from ._blocks import sorted_column_blocks
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
+from ._files import SavedFile, save_npz
 from ._status import Status
 from ._validation import as_matrix, check_choice, check_columns, check_int, check_probability
 from .calibration import DEFAULT_LEVELS, calibration
@@ -408,24 +409,93 @@ class TailModel:
         return frame
 
     def save(self, path):
-        """Write the model to ``path`` (``.npz``)."""
+        """Write the model to an ``.npz`` file, atomically (a failed save leaves the old file).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            ``.npz`` is appended unless the name ends with it (as ``numpy.savez`` does).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written; :meth:`load` accepts it with or without the suffix.
+        """
         meta = {"n_samples": self.n_samples, "method": self.method, "rule": self.rule.to_dict(),
                 "min_exceed": self.min_exceed, "decluster": self.decluster, "format": 1}
-        np.savez(path, meta=json.dumps(meta), **{k: getattr(self, k) for k in self._ARRAYS})
+        return save_npz(path, {"meta": json.dumps(meta), **{k: getattr(self, k) for k in self._ARRAYS}})
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`, checked before any kernel sees it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file, with or without its ``.npz`` suffix.
+
+        Raises
+        ------
+        FileFormatError
+            Missing, truncated or damaged file, another format version, or
+            arrays whose dtypes, shapes or values a saved model cannot have.
+        """
+        return cls._from_file(SavedFile(path, "TailModel", "TailModel.save"))
+
+    @classmethod
+    def _from_file(cls, f):
+        meta = f.meta()
+        for key in ("n_samples", "method", "rule", "min_exceed"):
+            f.check(key in meta, f"meta has no {key!r}")
+        n = f.integer(meta["n_samples"], "n_samples", 1)
+        min_exceed = f.integer(meta["min_exceed"], "min_exceed", 2)
+        f.check(meta["method"] in K.METHODS, f"unknown method {meta['method']!r}")
         try:
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                arrays = {k: data[k] for k in cls._ARRAYS
-                          if k in data.files or k not in ("n_above", "rel_cov")}  # older files lack these
-            meta["rule"] = ThresholdRule.from_dict(meta["rule"])
-        except (OSError, KeyError, ValueError, TypeError) as exc:
-            raise InvalidInputError(f"{path} is not a TailModel file written by TailModel.save: {exc}") from exc
-        meta.pop("format")
-        return cls(**arrays, **meta)
+            rule = ThresholdRule.from_dict(meta["rule"])
+        except Exception as exc:  # TypeError, AttributeError, InvalidInputError from a garbled spec
+            f.fail(f"bad threshold rule {meta['rule']!r} ({exc})")
+        t = f.array("threshold", np.float64, (None,))
+        F = t.shape[0]
+        f.check(F >= 1, "it has no columns")
+        a = {"threshold": t}
+        for name, dtype in (("n_exceed", np.int64), ("sigma", np.float64), ("xi", np.float64),
+                            ("loglik", np.float64), ("status", np.int8), ("tail_mass", np.float64),
+                            ("body_complete", np.bool_), ("ad_stat", np.float64), ("cvm_stat", np.float64)):
+            a[name] = f.array(name, dtype, (F,))
+        knot_x = a["knot_x"] = f.array("knot_x", np.float64, (F, None))
+        knot_sf = a["knot_sf"] = f.array("knot_sf", np.float64, (F, knot_x.shape[1]))
+        f.check(knot_x.shape[1] >= 3, f"knot_x has {knot_x.shape[1]} knots per column, at least 3 are written")
+        sigma, k = a["sigma"], a["n_exceed"]
+        above = a["n_above"] = f.array("n_above", np.int64, (F,)) if "n_above" in f.arrays else k  # older files
+        if "rel_cov" in f.arrays:  # older files lack it: NaN, no delta-method intervals
+            a["rel_cov"] = f.array("rel_cov", np.float64, (F, 3))
+        rel_cov = a.get("rel_cov", np.zeros((F, 3)))
+        decluster = meta.get("decluster")
+        if decluster is not None:
+            try:
+                decluster = check_run(decluster)
+            except InvalidInputError:
+                f.fail(f"decluster {decluster!r} is not a positive run length")
+        checks = [
+            (np.isfinite(t), "threshold is not finite"),
+            ((k >= 0) & (k <= n), f"n_exceed is outside [0, n_samples = {n}]"),
+            ((above >= k) & (above <= n), "n_above is outside [n_exceed, n_samples]"),
+            (~np.isinf(rel_cov).any(axis=1) & ~(rel_cov[:, [0, 2]] < 0).any(axis=1),
+             "rel_cov is infinite or has a negative variance"),
+            ((sigma > 0) & (np.isfinite(sigma) | (k == 0)), "sigma is not positive (or infinite with exceedances)"),
+            (np.isfinite(a["xi"]), "xi is not finite"),
+            (np.isin(a["status"], [int(s) for s in Status]), "status is not a Status code"),
+            ((a["tail_mass"] > 0) & (a["tail_mass"] <= 1), "tail_mass is outside (0, 1]"),
+            (np.isfinite(knot_x).all(axis=1), "knot_x is not finite"),
+            ((np.diff(knot_x, axis=1) >= 0).all(axis=1), "knot_x is not ascending"),
+            (knot_x[:, -1] == t, "the last knot is not the threshold"),
+            (((knot_sf > 0) & (knot_sf <= 1)).all(axis=1), "knot_sf is outside (0, 1]"),
+            ((np.diff(knot_sf, axis=1) <= 0).all(axis=1), "knot_sf is not non-increasing"),
+        ]
+        for ok, problem in checks:
+            bad = np.flatnonzero(~ok)
+            f.check(bad.size == 0, f"{problem} in column {bad[0] if bad.size else ''}")
+        return cls(**a, n_samples=n, method=meta["method"], rule=rule, min_exceed=min_exceed, decluster=decluster)
 
     def __repr__(self):
         counts = np.bincount(self.status.astype(np.intp), minlength=len(Status))

@@ -190,6 +190,28 @@ def test_memory_map_equals_in_memory(adapter, tmp_path):
     np.testing.assert_allclose(G, G_whole, rtol=1e-5, atol=1e-7 * np.abs(G_whole).max())
 
 
+def test_interrupted_out_file_resumes_exactly(adapter, tmp_path):
+    """An error while fetching batch 3 keeps 7 finished rows; resume=True completes the file bit for bit."""
+    model, x, y = adapter.case(12, "float32")
+    cuts = [(0, 3), (3, 5), (5, 7), (7, 12)]
+    batches = [(x[a:b], y[a:b]) for a, b in cuts]
+    full = tmp_path / "full.npy"
+    adapter.gradnorms(model, batches, batch_size=2, out=full)
+
+    def stops_at_batch_3():
+        yield from batches[:3]
+        raise KeyboardInterrupt
+
+    path = tmp_path / "G.npy"
+    with pytest.raises(KeyboardInterrupt):
+        adapter.gradnorms(model, stops_at_batch_3(), batch_size=2, out=path)
+    np.testing.assert_array_equal(np.load(path), np.load(full)[:7])
+    G, _ = adapter.gradnorms(model, batches, batch_size=2, out=path, resume=True)
+    assert path.read_bytes() == full.read_bytes() and not (tmp_path / "G.npy.partial").exists()
+    G_again, _ = adapter.gradnorms(model, batches, batch_size=2, out=path, resume=True)  # nothing left to do
+    np.testing.assert_array_equal(G_again, G)
+
+
 def test_accumulator_out_keeps_top_rows_and_count(adapter):
     model, x, y = adapter.case(9, "float64")
     G, _ = adapter.gradnorms(model, (x, y))

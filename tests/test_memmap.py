@@ -24,15 +24,6 @@ def test_written_file_is_a_valid_npy(tmp_path, dtype, sizes, rng):
     assert (10 + int.from_bytes(preamble[8:10], "little")) % 64 == 0
 
 
-def test_failure_removes_the_file(tmp_path):
-    path = tmp_path / "G.npy"
-    with pytest.raises(RuntimeError):
-        with NpyRowWriter(path, 2, np.float32) as writer:
-            writer.write(np.ones((3, 2)))
-            raise RuntimeError("boom")
-    assert not path.exists()
-
-
 def test_wrong_block_shape(tmp_path):
     from evtools import InvalidInputError
 

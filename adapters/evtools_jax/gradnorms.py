@@ -21,7 +21,7 @@ import numpy as np
 from evtools import FilterIndex
 from evtools.filters import check_reduction
 from evtools._errors import InvalidInputError, UnsupportedModelError
-from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink
+from evtools._memmap import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
 
 from ._trace import conv_kernels
 
@@ -44,6 +44,7 @@ def filter_gradient_norms(
     batch_size=64,
     progress=True,
     out=None,
+    resume=False,
 ):
     """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
 
@@ -103,6 +104,14 @@ def filter_gradient_norms(
         memory map. An accumulator such as :class:`evtools.TopKAccumulator`:
         each finished block of rows (ndarray, shape (b, n_filters)) is passed
         to its ``update`` and the accumulator is returned instead of ``G``.
+    resume : bool
+        Only with ``out`` a path. The file keeps its finished rows when a run
+        stops (killed, interrupted, an error): its header always counts them,
+        so ``np.load`` reads them, and a marker ``out + ".partial"`` lies
+        beside it until the run completes. ``resume=True`` continues such a
+        run from its first missing row: give the same parameters, ``data``
+        (in the same order) and ``batch_size``, and the file ends equal to an
+        uninterrupted run's. A missing file starts afresh.
 
     Returns
     -------
@@ -189,14 +198,18 @@ def filter_gradient_norms(
     compiled = partial(_norms, apply_fn=apply_fn, loss=loss, reduction=reduction, plan=plan)
     chunk = min(batch_size, _CPU_CHUNK) if jax.default_backend() == "cpu" else batch_size
     checked = {}
-    sink = row_sink(out, len(index), dtype)
+    sink = row_sink(out, len(index), dtype, resume=resume)
     row = 0
     all_batches = itertools.chain([(inputs, targets)], (_check_batch(b, i) for i, b in enumerate(batches, 1)))
     try:
         with progress_bar(total, enabled=progress, desc="gradient norms") as bar:
             for inputs, targets in all_batches:
-                _check_outputs(apply_fn, loss, params, inputs, targets, row, checked)
-                for start in range(0, inputs.shape[0], batch_size):
+                done = finished_in_batch(inputs.shape[0], row, sink.rows_done)  # resume: rows already in the file
+                if done < inputs.shape[0]:
+                    _check_outputs(apply_fn, loss, params, inputs, targets, row, checked)
+                row += done
+                bar.update(done)
+                for start in range(done, inputs.shape[0], batch_size):
                     stop = min(start + batch_size, inputs.shape[0])
                     pending = [
                         compiled(weights, others, inputs[i:min(i + chunk, stop)], targets[i:min(i + chunk, stop)])

@@ -19,7 +19,7 @@ from torch import nn
 from evtools import FilterIndex
 from evtools.filters import check_reduction
 from evtools._errors import InvalidInputError
-from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink
+from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink, finished_in_batch
 
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
 
@@ -38,6 +38,7 @@ def filter_gradient_norms(
     progress=True,
     out=None,
     l2_method="auto",
+    resume=False,
 ):
     """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
 
@@ -91,6 +92,14 @@ def filter_gradient_norms(
         ``||g_c||^2 = dy_c^T (A^T A) dy_c`` (A: unfolded input, dy_c: output
         gradient of filter c). ``"auto"`` takes the one with fewer
         multiply-adds for each layer. Ignored for the other reductions.
+    resume : bool
+        Only with ``out`` a path. The file keeps its finished rows when a run
+        stops (killed, interrupted, an error): its header always counts them,
+        so ``np.load`` reads them, and a marker ``out + ".partial"`` lies
+        beside it until the run completes. ``resume=True`` continues such a
+        run from its first missing row: give the same model, ``data`` (in the
+        same order) and ``batch_size``, and the file ends equal to an
+        uninterrupted run's. A missing file starts afresh.
 
     Returns
     -------
@@ -142,7 +151,7 @@ def filter_gradient_norms(
     device, move = _check_device(convs, device)
     dtype = np.float64 if convs[0][1].weight.dtype == torch.float64 else np.float32
     batches, total = batch_iterator(data, lambda v: isinstance(v, torch.Tensor), "tensors")
-    sink = row_sink(out, len(index), dtype)
+    sink = row_sink(out, len(index), dtype, resume=resume)
     recorder = _Recorder(convs, reduction, l2_method, torch.float64 if dtype == np.float64 else torch.float32)
     modes = [(module, module.training) for module in model.modules()]
     row = 0
@@ -151,7 +160,10 @@ def filter_gradient_norms(
         with torch.enable_grad(), progress_bar(total, enabled=progress, desc="gradient norms") as bar:
             for number, batch in enumerate(batches):
                 inputs, targets = _check_batch(batch, number, device, move)
-                for start in range(0, inputs.shape[0], batch_size):
+                done = finished_in_batch(inputs.shape[0], row, sink.rows_done)  # resume: rows already in the file
+                row += done
+                bar.update(done)
+                for start in range(done, inputs.shape[0], batch_size):
                     block = recorder.run(
                         model, inputs[start:start + batch_size], targets[start:start + batch_size], loss, row
                     )
