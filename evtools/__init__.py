@@ -3,7 +3,7 @@
 The core is framework-agnostic (numpy, scipy, statsmodels, numba). Framework
 adapters live beside it: ``evtools_torch`` for PyTorch.
 """
-from ._errors import EvtoolsError, InvalidInputError, NotFittedError
+from ._errors import EvtoolsError, InvalidInputError, NotFittedError, UnsupportedModelError
 from ._status import Status
 from .gpd import GPD, GPDFit, gpd_fit
 from .threshold import Quantile, ThresholdRule, TopK

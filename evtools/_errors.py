@@ -16,3 +16,7 @@ class InvalidInputError(EvtoolsError, ValueError):
 
 class NotFittedError(EvtoolsError, AttributeError):
     """A method that needs fitted state was called before ``fit``."""
+
+
+class UnsupportedModelError(EvtoolsError, ValueError):
+    """A model or layer that an adapter cannot compute exactly; the message names it, why, and the way out."""
