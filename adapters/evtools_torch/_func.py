@@ -64,11 +64,13 @@ def func_filter_norms(model, sources, inputs, targets, loss_one, reduction, comp
             raise
         except Exception as exc:  # noqa: BLE001 - any torch.func failure becomes a named refusal
             layers = ", ".join(repr(s.layer) for s in sources)
+            reason = sources[0].reason
+            why = "method='func' was chosen" if reason is None else f"the hooks cannot compute them ({reason})"
             raise UnsupportedModelError(
-                f"layers {layers}: the hooks cannot compute them ({sources[0].reason}) and torch.func could not "
+                f"layers {layers}: {why} and torch.func could not "
                 f"differentiate the model one sample at a time ({type(exc).__name__}: {exc}); make the forward "
                 "pass vmap-compatible, or leave these layers out with layers="
             ) from exc
         for source, g in zip(sources, grads):
-            norms = reduce_gradients(source.filters(g.detach().to(compute_dtype)), reduction)
+            norms = reduce_gradients(source.filters(g.detach().to(compute_dtype).contiguous()), reduction)
             out[start:stop, source.columns] = norms.to(out.dtype)

@@ -235,6 +235,13 @@ class _Anchor(torch.autograd.Function):
         return (grad if ctx.needs_input_grad[0] else None), None
 
 
+_REENTRANT = (
+    "a part of the model runs inside a reentrant torch.utils.checkpoint, which recomputes its forward pass during the backward "
+    "pass, out of the hooks' reach (and breaks torch.autograd.grad); use "
+    "torch.utils.checkpoint.checkpoint(..., use_reentrant=False)"
+)
+
+
 class _Call:
     """One forward call of a recorded convolution: its input until the output gradient arrives."""
 
@@ -359,13 +366,15 @@ class _Recorder:
                 continue
             seen.add(id(node))
             keep.append(node)  # keeps the Python wrappers alive, so that ids are not reused
+            if node.name().startswith("CheckpointFunction"):
+                raise UnsupportedModelError(_REENTRANT)
             layer = owner.get(id(node))
             if layer is not None:
                 layer.expected += 1
-                if getattr(node, "_saved_weight", None) is not layer.source.param:
+                if _weight_of(node) is not layer.source.param:
                     self._not_hookable(layer, "its forward did not pass the registered weight to the convolution")
             elif node.name().startswith("ConvolutionBackward"):
-                other = by_param.get(id(getattr(node, "_saved_weight", None)))
+                other = by_param.get(id(_weight_of(node)))
                 if other is not None:
                     self._not_hookable(other, "its weight is also used by a convolution outside its own calls "
                                               "(a functional call or another module)")
@@ -409,18 +418,12 @@ class _Recorder:
                 layer.summed = None
 
     def _before(self, layer, module, args):
-        if self.anchor is None or not args:
-            return None
-        if self.in_backward:
-            raise UnsupportedModelError(
-                f"layer {layer.name!r} ran again during the backward pass (reentrant torch.utils.checkpoint "
-                "recomputes its forward there, out of the hooks' reach); use "
-                "torch.utils.checkpoint.checkpoint(..., use_reentrant=False)"
-            )
+        if self.anchor is None or self.in_backward or not args:
+            return None  # in the backward pass: a non-reentrant checkpoint recomputing saved tensors
         return (_Anchor.apply(args[0], self.anchor),) + tuple(args[1:])
 
     def _after(self, layer, module, args, output):
-        if self.anchor is None:
+        if self.anchor is None or self.in_backward:
             return
         if not args:
             raise InvalidInputError(f"layer {layer.name!r} was called without a positional input; call it as conv(x)")
@@ -450,6 +453,16 @@ class _Recorder:
 
     def _store(self, layer, norms):
         self.result[:, layer.columns] = norms.to(self.result.device)
+
+
+def _weight_of(node):
+    """The weight tensor a ConvolutionBackward node received if it is a leaf (a parameter), else None."""
+    if not node.name().startswith("ConvolutionBackward"):
+        return None
+    child = node.next_functions[1][0]
+    if child is None:  # a weight that does not require gradients: read the saved tensor
+        return node._saved_weight
+    return child.variable if type(child).__name__ == "AccumulateGrad" else None
 
 
 def _loss_one(loss):
