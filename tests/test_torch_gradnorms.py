@@ -501,6 +501,10 @@ _VARIANTS = ["weight_norm", "spectral_norm", "old_weight_norm", "prune", "parame
              "compiled_submodule", "compiled_model"]
 
 
+_HOOKABLE = {"transposed1d", "transposed2d", "transposed3d", "no_grad", "checkpoint", "compiled_submodule",
+             "compiled_model"}
+
+
 @pytest.mark.parametrize("kind", _VARIANTS)
 def test_variant_rows_equal_the_loop_over_registered_parameters(kind):
     model, columns, shape = _variant(kind)
@@ -515,6 +519,9 @@ def test_variant_rows_equal_the_loop_over_registered_parameters(kind):
         assert index.layers() == expected
         assert np.all(ref.max(0) > 0) or kind == "prune", "every column reaches the loss (but pruned filters)"
         _assert_exact(G, ref)
+    if kind in _HOOKABLE:  # the fast path alone, no fallback
+        G_hooks, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="hooks", progress=False)
+        _assert_exact(G_hooks, ref)
     if kind == "checkpoint":  # torch.func does not support the saved-tensor hooks of checkpointing
         _refused("checkpoint|saved tensor hooks", model, x, y, method="func")
         return
@@ -617,3 +624,33 @@ def test_planted_weight_swap_in_a_library_forward_is_caught():
                                                       if isinstance(m, nn.Conv2d)])
     G, _ = filter_gradient_norms(model, (x, y), progress=False)  # auto: the exact torch.func route
     _assert_exact(G, ref)
+
+
+_TRANSPOSED = [
+    # (dims, c_in, c_out, kernel, stride, padding, output_padding, dilation, groups)
+    (1, 4, 6, 3, 2, 1, 1, 1, 2),
+    (2, 3, 4, (3, 2), (2, 1), (1, 0), (1, 0), (1, 2), 1),
+    (2, 4, 4, 3, 3, 2, 2, 2, 4),
+    (3, 2, 4, 2, (1, 2, 1), 0, (0, 1, 0), 1, 2),
+]
+
+
+@pytest.mark.parametrize("geometry", _TRANSPOSED)
+def test_one_transposed_convolution_per_sample_gradients(geometry):
+    from evtools_torch._persample import ConvGeometry, filter_norms
+
+    dims, c_in, c_out, k, s, p, op, d, g = geometry
+    torch.manual_seed(0)
+    conv_type = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+    conv = conv_type(c_in, c_out, k, stride=s, padding=p, output_padding=op, dilation=d, groups=g).double()
+    x = torch.randn((3, c_in) + (5,) * dims, dtype=torch.float64)
+    dy = torch.randn_like(conv(x))
+    grads = [torch.autograd.grad(conv(x[i:i + 1]), conv.weight, dy[i:i + 1])[0] for i in range(3)]
+    per_group = c_out // g
+    expected = torch.stack([torch.stack([
+        gr[(c // per_group) * (c_in // g):(c // per_group + 1) * (c_in // g), c % per_group].flatten()
+        for c in range(c_out)]) for gr in grads])
+    geom = ConvGeometry(conv)
+    for reduction, ref in [("mean_abs", expected.abs().mean(-1)), ("l1", expected.abs().sum(-1)),
+                           ("l2", expected.norm(dim=-1))]:
+        torch.testing.assert_close(filter_norms(geom, x, dy, reduction, "auto"), ref, rtol=1e-10, atol=1e-12)

@@ -208,7 +208,6 @@ def sources_of(model, convs, method):
 def _weight_parameters(name, module):
     """``[(parameter, reason the hooks cannot use it or None)]`` behind ``module``'s weight."""
     custom = type(module).forward not in _LIBRARY_FORWARDS or "forward" in module.__dict__
-    transposed = isinstance(module, TRANSPOSED_TYPES)
     if parametrize.is_parametrized(module, "weight"):
         originals = module.parametrizations["weight"]
         return [(p, f"parametrised weight ({type(originals[0]).__name__})") for p in originals.parameters()]
@@ -229,8 +228,6 @@ def _weight_parameters(name, module):
         )
     if custom:
         return [(weight, f"custom forward of {type(module).__name__}")]
-    if transposed:
-        return [(weight, "transposed convolution")]
     return [(weight, None)]
 
 

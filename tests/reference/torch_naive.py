@@ -49,7 +49,7 @@ def filter_gradient_norms_loop(model, inputs, targets, reduction="mean_abs", los
                 row.append(g.abs().sum(1))
             else:
                 row.append(g.pow(2).sum(1).sqrt())
-        rows.append(torch.cat(row).numpy())
+        rows.append(torch.cat(row).cpu().numpy())
     model.zero_grad(set_to_none=True)
     return np.stack(rows)
 
@@ -93,7 +93,7 @@ def parameter_gradient_norms_loop(model, inputs, targets, columns, reduction="me
                 f = _filter(g, conv, c).flatten()
                 row.append(f.abs().mean() if reduction == "mean_abs" else f.abs().sum() if reduction == "l1"
                            else f.pow(2).sum().sqrt())
-        rows.append(torch.stack(row).numpy())
+        rows.append(torch.stack(row).cpu().numpy())
     return np.stack(rows)
 
 
