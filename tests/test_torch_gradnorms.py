@@ -501,8 +501,8 @@ _VARIANTS = ["weight_norm", "spectral_norm", "old_weight_norm", "prune", "parame
              "compiled_submodule", "compiled_model"]
 
 
-_HOOKABLE = {"transposed1d", "transposed2d", "transposed3d", "no_grad", "checkpoint", "compiled_submodule",
-             "compiled_model"}
+_HOOKABLE = {"weight_norm", "spectral_norm", "old_weight_norm", "prune", "parametrize", "transposed1d",
+             "transposed2d", "transposed3d", "no_grad", "checkpoint", "compiled_submodule", "compiled_model"}
 
 
 @pytest.mark.parametrize("kind", _VARIANTS)
@@ -560,8 +560,10 @@ def _refused(match, model, x, y, **kwargs):
 def test_refusals_name_the_layer_the_reason_and_the_way_out():
     x, y = torch.randn(3, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
     _refused("reentrant torch.utils.checkpoint.*use_reentrant=False", Pair(mode="reentrant").double(), x, y)
-    model, _, _ = _variant("weight_norm")
-    _refused(r"layer 'a.parametrizations.weight.original0'.*parametrised weight.*method='auto'", model, x, y,
+    model, _, _ = _variant("std_conv")
+    _refused(r"layer 'a'.*custom forward of StdConv2d.*method='auto'", model, x, y, method="hooks")
+    wn_transposed = Pair(b=parametrizations.weight_norm(nn.ConvTranspose2d(4, 6, 3, padding=1), dim=1)).double()
+    _refused(r"layer 'b.parametrizations.weight.original0'.*parametrised weight.*transposed", wn_transposed, x, y,
              method="hooks")
     _refused(r"layer 'a'.*functional call.*method='func'", Pair(mode="functional").double(), x, y, method="hooks")
     _refused("shared", Pair(mode="shared_module").double(), x, y, method="hooks")
@@ -654,3 +656,11 @@ def test_one_transposed_convolution_per_sample_gradients(geometry):
     for reduction, ref in [("mean_abs", expected.abs().mean(-1)), ("l1", expected.abs().sum(-1)),
                            ("l2", expected.norm(dim=-1))]:
         torch.testing.assert_close(filter_norms(geom, x, dy, reduction, "auto"), ref, rtol=1e-10, atol=1e-12)
+
+
+def test_bfloat16_autocast_stays_on_the_hooks_route():
+    model, x, y = _case("2d", dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = filter_gradient_norms_loop(model, x, y)  # the loop in the same precision
+        G, _ = filter_gradient_norms(model, (x, y), method="hooks", progress=False)  # refuses if the audit fails
+    assert np.abs(G - ref).max() <= 1e-2 * np.abs(ref).max()

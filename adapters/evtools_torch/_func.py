@@ -63,7 +63,8 @@ def func_filter_norms(model, sources, inputs, targets, loss_one, reduction, comp
         except UnsupportedModelError:
             raise
         except Exception as exc:  # noqa: BLE001 - any torch.func failure becomes a named refusal
-            layers = ", ".join(repr(s.layer) for s in sources)
+            layers = ", ".join(repr(s.layer) for s in sources[:4]) + (
+                f" and {len(sources) - 4} more" if len(sources) > 4 else "")
             reason = sources[0].reason
             why = "method='func' was chosen" if reason is None else f"the hooks cannot compute them ({reason})"
             raise UnsupportedModelError(

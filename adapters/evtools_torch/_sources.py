@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
-from torch.nn.utils import parametrize
+from torch.func import functional_call
+from torch.nn.utils import parametrize, prune
+from torch.nn.utils.weight_norm import WeightNorm
 
 from evtools._errors import InvalidInputError, UnsupportedModelError
 
@@ -45,13 +48,21 @@ class Source:
         The first selected convolution that uses it; ``modules`` lists all of them.
     n_filters, n_weights : int
         Output filters, and weights of the parameter per filter.
+    module_name : str
+        The module's name in ``model.named_modules()``.
     route : {"hooks", "func"}
     reason : str or None
         Why the hooks cannot compute it (for messages), None on the hooks route.
+    transform : callable or None
+        For a parameter the weight is computed from: ``transform(*parameters) -> weight``, the
+        parameters being those of the module's sources in order (the hooks give the effective
+        weight's per-sample gradients, carried back through it with ``torch.func.vjp``).
     """
 
-    def __init__(self, param, name, module, reason):
+    def __init__(self, param, name, module, module_name, reason, transform):
         self.param = param
+        self.module_name = module_name
+        self.transform = transform
         self.name = name
         self.layer = name[: -len(".weight")] if name.endswith(".weight") else name
         self.module = module
@@ -176,7 +187,8 @@ def sources_of(model, convs, method):
         names.setdefault(id(p), name)
     found, order = {}, []
     for module_name, module in convs:
-        for param, reason in _weight_parameters(module_name, module):
+        params, reason, transform = _weight_parameters(module_name, module)
+        for param in params:
             if id(param) not in names:
                 raise UnsupportedModelError(
                     f"layer {module_name!r}: its weight parameter is not registered in the model; register it "
@@ -184,13 +196,18 @@ def sources_of(model, convs, method):
                 )
             source = found.get(id(param))
             if source is None:
-                source = found[id(param)] = Source(param, names[id(param)], module, reason)
+                source = found[id(param)] = Source(param, names[id(param)], module, module_name, reason, transform)
                 _check_filter_axis(module_name, source)
                 order.append(source)
             elif module not in source.modules:
                 source.modules.append(module)
                 source.reason = f"shared: one Parameter used by {len(source.modules)} selected layers"
                 source.route = "func"
+    for source in order:  # the parameters of one transformed weight take one route
+        if source.route == "func":
+            for other in order:
+                if other.module is source.module and other.route == "hooks":
+                    other.route, other.reason = "func", source.reason
     start = 0
     for source in order:
         if method == "func":
@@ -206,29 +223,44 @@ def sources_of(model, convs, method):
 
 
 def _weight_parameters(name, module):
-    """``[(parameter, reason the hooks cannot use it or None)]`` behind ``module``'s weight."""
+    """``(parameters, reason the hooks cannot use them or None, transform or None)`` behind ``module``'s weight."""
     custom = type(module).forward not in _LIBRARY_FORWARDS or "forward" in module.__dict__
+    transposed = isinstance(module, TRANSPOSED_TYPES)
     if parametrize.is_parametrized(module, "weight"):
-        originals = module.parametrizations["weight"]
-        return [(p, f"parametrised weight ({type(originals[0]).__name__})") for p in originals.parameters()]
+        chain = module.parametrizations["weight"]
+        keys = [key for key, _ in chain.named_parameters()]
+        kind = f"parametrised weight ({type(chain[0]).__name__})"
+
+        def transform(*tensors):
+            return functional_call(chain, dict(zip(keys, tensors)), ())
+
+        return list(chain.parameters()), _transform_reason(kind, custom, transposed), transform
     hooks = [
         h for h in module._forward_pre_hooks.values()
         if "weight" in (getattr(h, "name", None), getattr(h, "_tensor_name", None))  # weight_norm, prune
     ]
-    kinds = {type(h).__name__ for h in hooks}
-    if "weight" not in module._parameters and hooks:
-        params = [p for key, p in module._parameters.items() if key.startswith("weight_") and p is not None]
-        if params:
-            return [(p, f"weight computed by a forward pre-hook ({', '.join(sorted(kinds))})") for p in params]
+    if "weight" not in module._parameters and len(hooks) == 1:
+        hook, kind = hooks[0], f"weight computed by a forward pre-hook ({type(hooks[0]).__name__})"
+        if isinstance(hook, WeightNorm) and {"weight_g", "weight_v"} <= set(module._parameters):
+            return ([module.weight_g, module.weight_v], _transform_reason(kind, custom, transposed),
+                    lambda g, v: torch._weight_norm(v, g, hook.dim))
+        if isinstance(hook, prune.BasePruningMethod) and "weight_orig" in module._parameters:
+            mask = module.weight_mask
+            return [module.weight_orig], _transform_reason(kind, custom, transposed), lambda w: w * mask
     weight = module._parameters.get("weight")
     if weight is None:
         raise UnsupportedModelError(
             f"layer {name!r}: its weight is not a registered Parameter of the module nor computed by "
             "torch.nn.utils.parametrize, prune or weight_norm; select other layers with layers="
         )
+    return [weight], (f"custom forward of {type(module).__name__}" if custom else None), None
+
+
+def _transform_reason(kind, custom, transposed):
+    """Why the hooks cannot carry a transformed weight back to its parameters, or None if they can."""
     if custom:
-        return [(weight, f"custom forward of {type(module).__name__}")]
-    return [(weight, None)]
+        return f"{kind} and a custom forward"
+    return f"{kind} of a transposed convolution" if transposed else None
 
 
 def _check_filter_axis(module_name, source):

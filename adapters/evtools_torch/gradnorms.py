@@ -253,22 +253,32 @@ class _Call:
 
 
 class _Layer:
-    """Recording state of one convolution (on the hooks route) for the current batch."""
+    """Recording state of one convolution (on the hooks route) for the current batch.
 
-    def __init__(self, source):
-        self.source = source
-        self.name = source.layer
-        self.module = source.module
-        self.geometry = ConvGeometry(source.module)
-        self.columns = source.columns
+    ``sources``: its weight Parameter, or the parameters its weight is computed
+    from (``transform`` is then not None).
+    """
+
+    def __init__(self, sources):
+        self.sources = sources
+        self.source = sources[0]
+        self.transform = self.source.transform
+        self.name = self.source.module_name
+        self.module = self.source.module
+        self.geometry = ConvGeometry(self.module)
+        self.columns = self.source.columns
         self.reset()
+
+    @property
+    def hooked(self):
+        return self.source.route == "hooks"
 
     def reset(self):
         self.calls = 0       # forward calls that are part of the autograd graph
         self.nodes = []      # their grad_fn (ConvolutionBackward) nodes
         self.expected = 0    # of those, calls whose output reaches the loss
         self.delivered = 0   # output gradients received
-        self.summed = None   # per-sample gradients summed over calls, for convolutions called twice or more
+        self.summed = None   # per-sample weight gradients summed over calls (several calls, or a transform)
 
 
 class _Recorder:
@@ -276,7 +286,9 @@ class _Recorder:
 
     After the forward pass the autograd graph of the losses is audited: every
     use of a hooked parameter must be a recorded call of its own module that
-    received the parameter itself. A parameter used anywhere else (another
+    received the parameter itself (or, for a transformed weight, the
+    transform's output, checked equal, computed from the parameters in a
+    subgraph used by nothing else). A parameter used anywhere else (another
     module, a functional call, a custom forward, compiled code) moves to the
     ``torch.func`` route (``method="auto"``) or is refused (``"hooks"``). After
     the backward pass every recorded call that reaches the loss must have
@@ -290,7 +302,11 @@ class _Recorder:
         self.l2_method = l2_method
         self.dtype = dtype
         self.n_columns = sources[-1].columns.stop
-        self.layers = [_Layer(s) for s in sources if s.route == "hooks"]
+        groups = {}
+        for source in sources:
+            if source.route == "hooks":
+                groups.setdefault(id(source.module), []).append(source)
+        self.layers = [_Layer(group) for group in groups.values()]
         self.anchor = None
         self.in_backward = False
         self.result = None
@@ -313,7 +329,7 @@ class _Recorder:
         """
         n = inputs.shape[0]
         self.result = torch.zeros((n, self.n_columns), dtype=self.dtype, device=inputs.device)
-        hooked = [layer for layer in self.layers if layer.source.route == "hooks"]
+        hooked = [layer for layer in self.layers if layer.hooked]
         for layer in self.layers:
             layer.reset()
         try:
@@ -357,23 +373,35 @@ class _Recorder:
 
     def _audit(self, losses):
         """Walk the losses' autograd graph; move (or refuse) parameters used outside their recorded calls."""
-        owner = {id(node): layer for layer in self.layers for node in layer.nodes}
-        by_param = {id(layer.source.param): layer for layer in self.layers if layer.source.route == "hooks"}
-        seen, keep, stack = set(), [], [losses.grad_fn]
+        owner, keep = {}, []  # keep: the nodes' Python wrappers stay alive, so that ids are not reused
+        by_param, weight_nodes = {}, {}
+        for layer in self.layers:
+            if not layer.hooked:
+                continue
+            by_param.update((id(s.param), layer) for s in layer.sources)
+            for node in layer.nodes:
+                owner[id(node)] = layer
+                edge = node.next_functions[1][0] if node.name().startswith("ConvolutionBackward") else None
+                if edge is not None and edge.name() == "ToCopyBackward0":  # the weight cast by autocast
+                    owner[id(edge)] = layer
+                    keep.append(edge)
+            if layer.transform is not None:
+                self._audit_transform(layer, weight_nodes, keep)
+        seen, stack = set(), [losses.grad_fn]
         while stack:
             node = stack.pop()
             if node is None or id(node) in seen:
                 continue
             seen.add(id(node))
-            keep.append(node)  # keeps the Python wrappers alive, so that ids are not reused
+            keep.append(node)
             if node.name().startswith("CheckpointFunction"):
                 raise UnsupportedModelError(_REENTRANT)
             layer = owner.get(id(node))
-            if layer is not None:
+            if layer is not None and node in layer.nodes:
                 layer.expected += 1
-                if _weight_of(node) is not layer.source.param:
+                if layer.transform is None and not self._received_parameter(node, layer.source.param):
                     self._not_hookable(layer, "its forward did not pass the registered weight to the convolution")
-            elif node.name().startswith("ConvolutionBackward"):
+            elif layer is None and node.name().startswith("ConvolutionBackward"):
                 other = by_param.get(id(_weight_of(node)))
                 if other is not None:
                     self._not_hookable(other, "its weight is also used by a convolution outside its own calls "
@@ -381,18 +409,55 @@ class _Recorder:
             for child, _ in node.next_functions:
                 if child is None:
                     continue
-                if type(child).__name__ == "AccumulateGrad":
+                if child.name() == "torch::autograd::AccumulateGrad":
                     other = by_param.get(id(child.variable))
-                    if other is not None and owner.get(id(node)) is not other:
-                        self._not_hookable(other, f"its weight is also used outside its own calls (by {node.name()})")
+                    if other is not None:
+                        mine = owner if other.transform is None else weight_nodes
+                        if mine.get(id(node)) is not other:
+                            self._not_hookable(other, f"its weight is also used outside its own calls (by "
+                                                      f"{node.name()})")
                 else:
                     stack.append(child)
+
+    def _audit_transform(self, layer, weight_nodes, keep):
+        """Check that each call of a transformed layer received ``transform(parameters)``; map its subgraph."""
+        with torch.no_grad():
+            weight = layer.transform(*[s.param for s in layer.sources])
+        for node in layer.nodes:
+            saved = getattr(node, "_saved_weight", None)
+            if saved is None or saved.dtype != weight.dtype or not torch.equal(saved, weight):
+                self._not_hookable(layer, "its convolution did not receive the output of the weight's "
+                                          "transformation")
+                return
+            stack = [node.next_functions[1][0]]
+            while stack:
+                part = stack.pop()
+                if part is None or id(part) in weight_nodes:
+                    continue
+                if part.name() == "torch::autograd::AccumulateGrad":
+                    if part.variable is self.anchor:
+                        self._not_hookable(layer, "its weight depends on the input")
+                    continue
+                weight_nodes[id(part)] = layer
+                keep.append(part)
+                stack.extend(child for child, _ in part.next_functions)
+
+    @staticmethod
+    def _received_parameter(node, param):
+        """Whether a recorded call's convolution received ``param`` (itself, or its autocast copy)."""
+        weight = _weight_of(node)
+        if weight is param:
+            return True
+        if weight is None and node.next_functions[1][0] is None and node.name().startswith("ConvolutionBackward"):
+            saved = node._saved_weight  # a frozen weight: autocast's copy has another dtype, same values
+            return saved.dtype != param.dtype and torch.equal(saved, param.to(saved.dtype))
+        return False
 
     def _not_hookable(self, layer, reason):
         source = layer.source
         if "Compiled" in reason:
             raise UnsupportedModelError(
-                f"layer {source.layer!r}: compiled code (torch.compile) uses its weight, and compiled graphs "
+                f"layer {layer.name!r}: compiled code (torch.compile) uses its weight, and compiled graphs "
                 "bypass the hooks; pass the uncompiled model, or compile whole modules with torch.compile(module) "
                 "(those are run uncompiled here)"
             )
@@ -400,22 +465,36 @@ class _Recorder:
             return
         if self.method_hooks_only:
             raise UnsupportedModelError(
-                f"layer {source.layer!r}: the hooks cannot compute it exactly ({reason}); use method='auto' or "
+                f"layer {layer.name!r}: the hooks cannot compute it exactly ({reason}); use method='auto' or "
                 "method='func' (exact torch.func per-sample gradients)"
             )
-        source.route, source.reason = "func", reason
+        for s in layer.sources:
+            s.route, s.reason = "func", reason
 
     def _check_delivered(self):
         for layer in self.layers:
-            if layer.source.route == "hooks" and layer.delivered != layer.expected:
+            if layer.hooked and layer.delivered != layer.expected:
                 raise UnsupportedModelError(
                     f"layer {layer.name!r}: its gradient hook fired for {layer.delivered} of the {layer.expected} "
                     "calls that reach the loss, so its columns would be partial; check for code that removes or "
                     "bypasses module hooks, or use method='func'"
                 )
-            if layer.summed is not None:
-                self._store(layer, reduce_gradients(layer.summed, self.reduction))
-                layer.summed = None
+            if layer.hooked and layer.summed is not None:
+                self._store_summed(layer)
+
+    def _store_summed(self, layer):
+        """Columns from the per-sample weight gradients summed over calls, through the transform if any."""
+        grads, layer.summed = layer.summed, None
+        if layer.transform is None:
+            self._store(layer, reduce_gradients(grads, self.reduction))
+            return
+        params = [s.param.detach().to(grads.dtype) for s in layer.sources]
+        _, pullback = torch.func.vjp(layer.transform, *params)
+        weight_shape = layer.module.weight.shape
+        per_param = torch.func.vmap(pullback)(grads.reshape((grads.shape[0],) + tuple(weight_shape)))
+        for source, g in zip(layer.sources, per_param):
+            norms = reduce_gradients(source.filters(g.contiguous()), self.reduction)
+            self.result[:, source.columns] = norms.to(self.result.device)
 
     def _before(self, layer, module, args):
         if self.anchor is None or self.in_backward or not args:
@@ -435,7 +514,7 @@ class _Recorder:
 
     def _on_gradient(self, layer, call, dy):
         x, call.x = call.x, None
-        if layer.source.route != "hooks":  # moved to the torch.func route by the audit
+        if not layer.hooked:  # moved to the torch.func route by the audit
             return
         if x._version != call.version:
             raise InvalidInputError(
@@ -445,7 +524,7 @@ class _Recorder:
         compute = torch.promote_types(x.dtype, torch.float32)
         x, dy = x.detach().to(compute), dy.to(compute)
         layer.delivered += 1
-        if layer.expected == 1 and layer.summed is None:
+        if layer.expected == 1 and layer.transform is None:
             self._store(layer, filter_norms(layer.geometry, x, dy, self.reduction, self.l2_method))
             return
         grads = per_sample_gradients(layer.geometry, x, dy)
@@ -462,7 +541,9 @@ def _weight_of(node):
     child = node.next_functions[1][0]
     if child is None:  # a weight that does not require gradients: read the saved tensor
         return node._saved_weight
-    return child.variable if type(child).__name__ == "AccumulateGrad" else None
+    if child.name() == "ToCopyBackward0":  # autocast's copy of the weight
+        child = child.next_functions[0][0]
+    return child.variable if child is not None and child.name() == "torch::autograd::AccumulateGrad" else None
 
 
 def _loss_one(loss):
