@@ -664,3 +664,22 @@ def test_bfloat16_autocast_stays_on_the_hooks_route():
         ref = filter_gradient_norms_loop(model, x, y)  # the loop in the same precision
         G, _ = filter_gradient_norms(model, (x, y), method="hooks", progress=False)  # refuses if the audit fails
     assert np.abs(G - ref).max() <= 1e-2 * np.abs(ref).max()
+
+
+def test_compiled_code_that_bypasses_the_hooks_is_refused_by_name():
+    class CompiledBody(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.fc = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3), nn.Linear(4, 3)
+            self.body = torch.compile(self._body, backend="aot_eager")  # a compiled function, not a module
+
+        def _body(self, x):
+            return self.b(torch.tanh(self.a(x)))
+
+        def forward(self, x):
+            return self.fc(self.body(x).mean((2, 3)))
+
+    model, x, y = CompiledBody(), torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    model(x)
+    # not "none of the selected convolutions ran", not zero columns
+    _refused(r"layer 'a': compiled code \(torch.compile\) uses its weight.*uncompiled", model, x, y)

@@ -336,10 +336,12 @@ class _Recorder:
             if hooked:
                 self.anchor = torch.zeros((), device=inputs.device, requires_grad=True)
                 outputs = model(inputs)
-                if not any(layer.calls for layer in hooked):
+                ran = any(layer.calls for layer in hooked)
+                losses = _per_sample_loss(outputs, targets, loss, n, first_row, need_grad=ran)
+                if losses.requires_grad:
+                    self._audit(losses)  # before "none ran": compiled code runs them out of the hooks' sight
+                if not ran:
                     raise InvalidInputError("none of the selected convolutions ran in the model's forward pass")
-                losses = _per_sample_loss(outputs, targets, loss, n, first_row)
-                self._audit(losses)
                 self.in_backward = True
                 torch.autograd.backward(losses.sum(), inputs=[self.anchor])
                 self.in_backward = False
