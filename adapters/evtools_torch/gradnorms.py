@@ -5,7 +5,9 @@ convolution filter, a norm of the gradient of that input's loss on the
 filter's weights: the matrix ``G`` that evtools' tail models and saliency
 scores take. One forward and one backward pass per batch; hooks on the
 convolutions turn each layer's output gradient into per-sample filter norms
-as it arrives (see :mod:`evtools_torch._persample`).
+as it arrives (see :mod:`evtools_torch._persample`). Which parameters the
+columns belong to and which route computes each: :mod:`evtools_torch._sources`;
+the exact ``torch.func`` fallback: :mod:`evtools_torch._func`.
 """
 from __future__ import annotations
 
@@ -43,10 +45,15 @@ def filter_gradient_norms(
     """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
 
     Row ``i``, column ``j`` of ``G`` is a norm of the gradient of sample
-    ``i``'s loss with respect to the weights of filter ``j`` (one output
-    channel of one convolution). This is what Levin et al. (2022) compute with
-    one backward pass per sample; here a whole batch takes one forward and one
-    backward pass.
+    ``i``'s loss with respect to the weights of filter ``j``: one output
+    filter of one *registered parameter* of a selected convolution (as
+    ``model.named_parameters()`` shows it), the gradient summed over every use
+    of the parameter, exactly what a one-sample loop over
+    ``torch.autograd.grad(loss_i, params)`` gives. A plain convolution's
+    parameter is its ``weight``; a parametrised, weight-normalised or pruned
+    one has the parameters its weight is computed from. This is what Levin et
+    al. (2022) compute with one backward pass per sample; here a whole batch
+    takes one forward and one backward pass.
 
     Parameters
     ----------
@@ -69,7 +76,7 @@ def filter_gradient_norms(
         ``sum(|g|)`` or ``sqrt(sum(g**2))``.
     layers : sequence of str or torch.nn.Module, optional
         Convolutions to include, by name (as in ``model.named_modules()``) or
-        as modules. Default: every ``Conv1d``, ``Conv2d`` and ``Conv3d``.
+        as modules. Default: every ``Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``.
         Columns follow module order whatever the order given.
     batch_size : int
         Samples per forward/backward pass; larger batches from ``data`` are split.
@@ -92,14 +99,26 @@ def filter_gradient_norms(
         ``||g_c||^2 = dy_c^T (A^T A) dy_c`` (A: unfolded input, dy_c: output
         gradient of filter c). ``"auto"`` takes the one with fewer
         multiply-adds for each layer. Ignored for the other reductions.
+    method : {"auto", "hooks", "func"}
+        ``"hooks"``: the fast route (output-gradient hooks, one batched
+        backward pass), refusing any parameter it cannot compute exactly;
+        ``"func"``: the exact fallback, ``torch.func.vmap(grad(...))`` over
+        the parameters in chunks of samples (about the one-sample loop's
+        cost); ``"auto"``: hooks, and the fallback for exactly the parameters
+        the hooks cannot handle (a custom ``forward``, a weight shared between
+        layers or also used outside its module, a parametrised transposed
+        convolution). See docs/guide.md, "What counts as a filter".
 
     Returns
     -------
     G : ndarray or numpy.memmap, shape (n_samples, n_filters), or the ``out`` accumulator
         float64 for a float64 model, else float32. Rows follow ``data``'s order.
     index : evtools.FilterIndex
-        Per column: layer name, channel, depth (order among the selected
-        layers) and number of weights (``C_in / groups * prod(kernel_size)``).
+        Per column: the parameter's name without a trailing ``".weight"``
+        (so the module name for a plain convolution; e.g.
+        ``"conv.parametrizations.weight.original0"`` or ``"conv.weight_orig"``
+        otherwise), channel, depth (order among the parameters) and number of
+        weights per filter (``C_in / groups * prod(kernel_size)`` for a weight).
 
     Raises
     ------
@@ -108,6 +127,13 @@ def filter_gradient_norms(
         are not ``(inputs, targets)`` pairs of equal length, data on another
         device than the model, targets out of range, a loss that is not one
         finite value per sample, or a non-finite gradient norm.
+    evtools.UnsupportedModelError
+        For a layer that cannot be computed exactly (reentrant checkpointing,
+        compiled code that bypasses the hooks, a parameter without one slice
+        per output filter, a forward that ``torch.func`` cannot differentiate
+        on the fallback route, anything refused by ``method="hooks"``, a hook
+        that did not fire); the message names the layer, the reason and the
+        way out.
 
     Notes
     -----
@@ -116,8 +142,11 @@ def filter_gradient_norms(
     each layer turns them into per-sample filter gradients with its unfolded
     input. The whole model's per-sample gradients never exist at once; one
     layer's (for a chunk of samples) at most. A convolution called several
-    times in one forward pass (shared weights) gets the norm of the sum of its
-    per-call gradients. Hooks are removed even when an error is raised.
+    times in one forward pass gets the norm of the sum of its per-call
+    gradients; calls under ``torch.no_grad()`` add nothing. After each forward
+    pass the autograd graph is checked so that every use of a hooked parameter
+    is one of its module's recorded calls. ``torch.compile``d modules run
+    uncompiled (``_orig_mod``). Hooks are removed even when an error is raised.
 
     Examples
     --------
