@@ -271,3 +271,12 @@ def test_implanted_filters_score_high_and_occlusion_maps_them(trained):
         heat = occlusion(f, image, window=8, stride=4)
         assert tuple(heat.shape) == (32, 32)
         assert np.isfinite(np.asarray(heat)).all() and float(np.abs(np.asarray(heat)).max()) > 0
+
+
+def test_filters_that_are_not_a_plain_weight_slice_are_refused():
+    from torch.nn.utils import parametrizations
+
+    nn = torch.nn
+    model = nn.Sequential(parametrizations.weight_norm(nn.Conv2d(3, 4, 3)), nn.Flatten(), nn.LazyLinear(2))
+    with pytest.raises(ev.UnsupportedModelError, match=r"layer '0'.*conv.weight\[channel\].*layers="):
+        implant(model, [0])
