@@ -515,7 +515,7 @@ def test_variant_rows_equal_the_loop_over_registered_parameters(kind):
     for reduction in REDUCTIONS:
         ref = parameter_gradient_norms_loop(model, x, y, columns, reduction)
         G, index = filter_gradient_norms(model, (x, y), reduction=reduction, batch_size=3, progress=False)
-        expected = [name[: -len(".weight")] if name.endswith(".weight") else name for name, _ in columns]
+        expected = [name.removesuffix(".weight") for name, _ in columns]
         assert index.layers() == expected
         assert np.all(ref.max(0) > 0) or kind == "prune", "every column reaches the loss (but pruned filters)"
         _assert_exact(G, ref)

@@ -11,7 +11,6 @@ per-sample gradients of the chosen parameters.
 """
 from __future__ import annotations
 
-import torch
 from torch.func import functional_call, grad, vmap
 
 from evtools._errors import UnsupportedModelError

@@ -64,7 +64,7 @@ class Source:
         self.module_name = module_name
         self.transform = transform
         self.name = name
-        self.layer = name[: -len(".weight")] if name.endswith(".weight") else name
+        self.layer = name.removesuffix(".weight")
         self.module = module
         self.modules = [module]
         self.n_filters = module.out_channels

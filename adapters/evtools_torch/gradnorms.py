@@ -25,7 +25,7 @@ from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink
 
 from ._func import func_filter_norms
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
-from ._sources import ALL_TYPES, CONV_TYPES, select_convolutions, sources_of, unwrap_compiled  # noqa: F401
+from ._sources import select_convolutions, sources_of, unwrap_compiled
 
 
 def filter_gradient_norms(
