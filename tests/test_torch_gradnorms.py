@@ -683,3 +683,15 @@ def test_compiled_code_that_bypasses_the_hooks_is_refused_by_name():
     model(x)
     # not "none of the selected convolutions ran", not zero columns
     _refused(r"layer 'a': compiled code \(torch.compile\) uses its weight.*uncompiled", model, x, y)
+
+
+def test_parametrised_layer_inside_a_checkpoint():
+    torch.manual_seed(0)
+    model = Pair(b=parametrizations.weight_norm(nn.Conv2d(4, 6, 3, padding=1, groups=2)), mode="checkpoint")
+    model = model.double()
+    x, y = torch.randn(4, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    columns = [("a.weight", model.a), ("b.parametrizations.weight.original0", model.b),
+               ("b.parametrizations.weight.original1", model.b)]
+    ref = parameter_gradient_norms_loop(model, x, y, columns, "l2")
+    G, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="hooks", progress=False)
+    _assert_exact(G, ref)

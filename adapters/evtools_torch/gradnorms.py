@@ -337,7 +337,7 @@ class _Recorder:
                 groups.setdefault(id(source.module), []).append(source)
         self.layers = [_Layer(group) for group in groups.values()]
         self.anchor = None
-        self.in_backward = False
+        self.quiet = False
         self.result = None
         self.handles = []
         for layer in self.layers:
@@ -367,13 +367,13 @@ class _Recorder:
                 outputs = model(inputs)
                 ran = any(layer.calls for layer in hooked)
                 losses = _per_sample_loss(outputs, targets, loss, n, first_row, need_grad=ran)
+                self.quiet = True  # from here on, forward calls are checkpoints recomputing saved tensors
                 if losses.requires_grad:
                     self._audit(losses)  # before "none ran": compiled code runs them out of the hooks' sight
                 if not ran:
                     raise InvalidInputError("none of the selected convolutions ran in the model's forward pass")
-                self.in_backward = True
                 torch.autograd.backward(losses.sum(), inputs=[self.anchor])
-                self.in_backward = False
+                self.quiet = False
                 self._check_delivered()
             else:  # every column on the torch.func route: one plain forward pass checks the data and the loss
                 with torch.no_grad():
@@ -394,7 +394,7 @@ class _Recorder:
             return block.cpu()
         finally:
             self.anchor = None
-            self.in_backward = False
+            self.quiet = False
             self.result = None
             for layer in self.layers:
                 layer.reset()
@@ -528,12 +528,12 @@ class _Recorder:
             self.result[:, source.columns] = norms.to(self.result.device)
 
     def _before(self, layer, module, args):
-        if self.anchor is None or self.in_backward or not args:
-            return None  # in the backward pass: a non-reentrant checkpoint recomputing saved tensors
+        if self.anchor is None or self.quiet or not args:
+            return None
         return (_Anchor.apply(args[0], self.anchor),) + tuple(args[1:])
 
     def _after(self, layer, module, args, output):
-        if self.anchor is None or self.in_backward:
+        if self.anchor is None or self.quiet:
             return
         if not args:
             raise InvalidInputError(f"layer {layer.name!r} was called without a positional input; call it as conv(x)")
