@@ -10,9 +10,11 @@ from: ``parametrizations.weight.original0/1`` (weight_norm),
 old ``torch.nn.utils.weight_norm`` hook), ``weight_orig`` (``torch.nn.utils.prune``).
 
 Each parameter is a :class:`Source` with a route: ``"hooks"`` (the fast path
-of :mod:`evtools_torch.gradnorms`: the module's own ``weight`` Parameter, a
-library ``forward``, used by this module alone) or ``"func"`` (the exact
-``torch.func`` fallback of :mod:`evtools_torch._func`, for everything else).
+of :mod:`evtools_torch.gradnorms`, for a library ``forward`` that passes the
+module's own ``weight`` Parameter, or a known transformation of its
+parameters, to the convolution, used by this module alone) or ``"func"`` (the
+exact ``torch.func`` fallback of :mod:`evtools_torch._func`, for everything
+else: custom forwards, shared parameters, transformed transposed weights).
 """
 from __future__ import annotations
 
