@@ -173,10 +173,10 @@ def filter_gradient_norms(
     batches, total = batch_iterator(data, lambda v: isinstance(v, torch.Tensor), "tensors")
     sink = row_sink(out, len(index), dtype)
     modes = [(module, module.training) for module in model.modules()]
-    runner, restore = unwrap_compiled(model)
     recorder = _Recorder(
         sources, reduction, l2_method, torch.float64 if dtype == np.float64 else torch.float32, method
     )
+    runner, restore = unwrap_compiled(model)
     row = 0
     try:
         runner.eval()
