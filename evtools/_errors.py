@@ -22,11 +22,12 @@ class NotFittedError(EvtoolsError, ValueError, AttributeError):
     """
 
 
-class UnsupportedModelError(EvtoolsError):
-    """A model's layer is one an adapter cannot give exact per-filter columns for.
+class UnsupportedModelError(EvtoolsError, ValueError):
+    """A model or layer that an adapter cannot compute exactly.
 
-    The message names the layer, the reason and the way out (usually leaving
-    the layer out with ``filters=``).
+    The message names the layer (or parameter), the reason (parametrised,
+    compiled, shared, checkpointed ...) and the way out (usually leaving it
+    out with ``layers=`` / ``filters=``, or ``method="func"``).
     """
 
 

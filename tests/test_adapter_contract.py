@@ -16,10 +16,13 @@ N_CLASSES = 5
 
 
 class TorchAdapter:
-    """evtools_torch on ``twin_torch.TorchTwin``; inputs (n, 3, 12, 12)."""
+    """evtools_torch on ``twin_torch.TorchTwin``; inputs (n, 3, 12, 12), model and data on ``device``."""
 
-    def __init__(self):
+    def __init__(self, device="cpu"):
         torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'evtools[torch]'")
+        if device == "cuda" and not torch.cuda.is_available():
+            pytest.skip("no CUDA device")
+        self.device = torch.device(device)
         import evtools_torch
         from tests.reference import twin_torch
         from tests.reference.torch_naive import filter_gradient_norms_loop
@@ -33,7 +36,8 @@ class TorchAdapter:
         gen = torch.Generator().manual_seed(seed + 1)
         model = self.twin.torch_twin(seed, N_CLASSES, getattr(torch, dtype))
         x = torch.randn(n, 3, 12, 12, generator=gen).to(getattr(torch, dtype))
-        return model, x, torch.randint(0, N_CLASSES, (n,), generator=gen)
+        y = torch.randint(0, N_CLASSES, (n,), generator=gen)
+        return model.to(self.device), x.to(self.device), y.to(self.device)
 
     def gradnorms(self, model, data, **kwargs):
         return self.module.filter_gradient_norms(model, data, progress=False, **kwargs)
@@ -46,10 +50,10 @@ class TorchAdapter:
         return nn.Sequential(nn.Flatten(), nn.Linear(3 * 12 * 12, N_CLASSES))
 
     def labels(self, values):
-        return self.torch.tensor(values)
+        return self.torch.tensor(values, device=self.device)
 
     def take(self, array, rows):
-        return array[self.torch.as_tensor(rows)]
+        return array[self.torch.as_tensor(rows, device=self.device)]
 
     def with_nan(self, x, row):
         x = x.clone()
@@ -113,10 +117,10 @@ class JaxAdapter:
 LAYERS = [("stem", 6, 3 * 9), ("block.conv1", 6, 3 * 9), ("block.conv2", 6, 6 * 9), ("head", 8, 6)]
 
 
-@pytest.fixture(params=["torch", "jax"])
+@pytest.fixture(params=["torch", "torch-cuda", "jax"])
 def adapter(request):
-    if request.param == "torch":
-        yield TorchAdapter()
+    if request.param.startswith("torch"):
+        yield TorchAdapter("cuda" if request.param == "torch-cuda" else "cpu")
         return
     made = JaxAdapter()
     with made.jax.enable_x64(True):  # float64 models where a test asks for them; float32 ones stay float32

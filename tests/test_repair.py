@@ -226,3 +226,12 @@ def test_filter_score_fn_matches_the_gradient_matrix(trained):
         filter_score_fn(model, scorer, cols, reduce="median")
     with pytest.raises(InvalidInputError, match="score"):
         filter_score_fn(model, object(), cols)
+
+
+def test_filters_that_are_not_a_plain_weight_slice_are_refused():
+    from torch.nn.utils import parametrizations
+
+    nn = torch.nn
+    model = nn.Sequential(parametrizations.weight_norm(nn.Conv2d(3, 4, 3)), nn.Flatten(), nn.LazyLinear(2))
+    with pytest.raises(ev.UnsupportedModelError, match=r"layer '0'.*conv.weight\[channel\].*layers="):
+        implant(model, [0])

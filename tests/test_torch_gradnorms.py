@@ -370,3 +370,328 @@ def test_one_convolution_per_sample_gradients(geometry):
         for method in ("ghost", "materialise") if reduction == "l2" else ("auto",):
             got = filter_norms(geom, x, dy, reduction, method)
             torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
+
+
+# ---- real-world variants: columns per registered parameter, exact or refused ----------------------
+
+from torch.nn.utils import parametrizations, parametrize, prune  # noqa: E402
+from torch.utils.checkpoint import checkpoint  # noqa: E402
+
+from evtools_torch import gradnorms  # noqa: E402
+from tests.reference.torch_naive import parameter_gradient_norms_loop  # noqa: E402
+
+
+def _assert_exact(G, ref):
+    """float64 rows equal the loop: 1e-9 relative, floored at 1e-3 of each column's maximum."""
+    assert G.dtype == np.float64 and G.shape == ref.shape
+    floor = np.maximum(np.abs(ref), 1e-3 * np.abs(ref).max(0))
+    worst = (np.abs(G - ref) / np.where(floor > 0, floor, 1)).max()
+    assert worst <= 1e-9 and np.all((G == 0) | (floor > 0)), worst
+
+
+class StdConv2d(nn.Conv2d):
+    """Weight standardisation in forward, as in BiT / ResNetV2."""
+
+    def forward(self, x):
+        var, mean = torch.var_mean(self.weight, dim=(1, 2, 3), keepdim=True, unbiased=False)
+        return nn.functional.conv2d(x, (self.weight - mean) / torch.sqrt(var + 1e-10), self.bias, self.stride,
+                                    self.padding, self.dilation, self.groups)
+
+
+class Cubed(nn.Module):
+    """A custom (non-linear) torch.nn.utils.parametrize parametrisation."""
+
+    def forward(self, w):
+        return w * w.abs().mean() + w
+
+
+class Pair(nn.Module):
+    """Two convolutions and a head; ``mode`` adds a way of using them that is not textbook."""
+
+    def __init__(self, a=None, b=None, mode=None):
+        super().__init__()
+        self.a = a if a is not None else nn.Conv2d(3, 4, 3, padding=1)
+        self.b = b if b is not None else nn.Conv2d(4, 6, 3, padding=1, groups=2)
+        self.mode = mode
+        if mode == "shared_module":
+            self.b2 = nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=False)
+            self.b2.weight = self.b.weight  # one Parameter in two modules
+        self.fc = nn.Linear(self.b.out_channels, 3)
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x))
+        if self.mode == "functional":
+            h = h + nn.functional.conv_transpose2d(torch.tanh(h), self.a.weight, padding=1).mean(1, keepdim=True)
+        if self.mode == "no_grad":
+            with torch.no_grad():
+                self.b(h * 2)
+        if self.mode == "shared_module":
+            return self.fc((self.b(h) + self.b2(h * h)).mean((2, 3)))
+        if self.mode == "checkpoint":
+            out = checkpoint(self.b, h, use_reentrant=False)
+        elif self.mode == "reentrant":
+            out = checkpoint(self.b, h, use_reentrant=True)
+        else:
+            out = self.b(h)
+        return self.fc(torch.tanh(out).mean(tuple(range(2, out.ndim))))
+
+
+def _transposed(dims):
+    conv_type = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+    return conv_type(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2, dilation=1)
+
+
+def _variant(kind):
+    """(model, columns for the loop, input shape)."""
+    torch.manual_seed(3)
+    shape = (3, 8, 8)
+    if kind == "weight_norm":
+        model = Pair(a=parametrizations.weight_norm(nn.Conv2d(3, 4, 3, padding=1)))
+        cols = ["a.parametrizations.weight.original0", "a.parametrizations.weight.original1", "b.weight"]
+    elif kind == "spectral_norm":
+        model = Pair(b=parametrizations.spectral_norm(nn.Conv2d(4, 6, 3, padding=1, groups=2)))
+        cols = ["a.weight", "b.parametrizations.weight.original"]
+    elif kind == "old_weight_norm":
+        with pytest.warns(FutureWarning):
+            model = Pair(a=nn.utils.weight_norm(nn.Conv2d(3, 4, 3, padding=1)))
+        cols = ["a.weight_g", "a.weight_v", "b.weight"]
+    elif kind == "prune":
+        model = Pair()
+        prune.l1_unstructured(model.a, "weight", 0.4)
+        prune.ln_structured(model.b, "weight", 0.5, n=2, dim=0)
+        cols = ["a.weight_orig", "b.weight_orig"]
+    elif kind == "parametrize":
+        model = Pair()
+        parametrize.register_parametrization(model.b, "weight", Cubed())
+        cols = ["a.weight", "b.parametrizations.weight.original"]
+    elif kind == "std_conv":
+        model = Pair(a=StdConv2d(3, 4, 3, padding=1))
+        cols = ["a.weight", "b.weight"]
+    elif kind.startswith("transposed"):
+        dims = int(kind[-2])
+        shape = (3,) + (5,) * dims
+        conv_type = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[dims - 1]
+        model = Pair(a=conv_type(3, 4, 3, padding=1), b=_transposed(dims))
+        cols = ["a.weight", "b.weight"]
+    elif kind == "shared_module":
+        model = Pair(mode=kind)
+        cols = ["a.weight", "b.weight"]
+    elif kind == "compiled_submodule":
+        model = Pair()
+        model.b = torch.compile(model.b, backend="eager")
+        cols = ["a.weight", "b._orig_mod.weight"]
+    elif kind == "compiled_model":
+        model = torch.compile(Pair(), backend="eager")
+        cols = ["_orig_mod.a.weight", "_orig_mod.b.weight"]
+    else:  # functional, no_grad, checkpoint
+        model = Pair(mode=kind)
+        cols = ["a.weight", "b.weight"]
+    model = model.double()
+    modules = dict(model.named_modules())
+    columns = []
+    for name in cols:
+        owner = name.split(".parametrizations")[0]
+        owner = owner.rsplit(".", 1)[0] if not name.endswith((".original", "0", "1")) else owner
+        columns.append((name, modules[owner]))
+    return model, columns, shape
+
+
+_VARIANTS = ["weight_norm", "spectral_norm", "old_weight_norm", "prune", "parametrize", "std_conv", "transposed1d",
+             "transposed2d", "transposed3d", "shared_module", "functional", "no_grad", "checkpoint",
+             "compiled_submodule", "compiled_model"]
+
+
+_HOOKABLE = {"weight_norm", "spectral_norm", "old_weight_norm", "prune", "parametrize", "transposed1d",
+             "transposed2d", "transposed3d", "no_grad", "checkpoint", "compiled_submodule", "compiled_model"}
+
+
+@pytest.mark.parametrize("kind", _VARIANTS)
+def test_variant_rows_equal_the_loop_over_registered_parameters(kind):
+    model, columns, shape = _variant(kind)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn((5,) + shape, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (5,), generator=gen)
+    model(x[:1])  # a compiled model that already ran once
+    for reduction in REDUCTIONS:
+        ref = parameter_gradient_norms_loop(model, x, y, columns, reduction)
+        G, index = filter_gradient_norms(model, (x, y), reduction=reduction, batch_size=3, progress=False)
+        expected = [name.removesuffix(".weight") for name, _ in columns]
+        assert index.layers() == expected
+        assert np.all(ref.max(0) > 0) or kind == "prune", "every column reaches the loss (but pruned filters)"
+        _assert_exact(G, ref)
+    if kind in _HOOKABLE:  # the fast path alone, no fallback
+        G_hooks, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="hooks", progress=False)
+        _assert_exact(G_hooks, ref)
+    if kind == "checkpoint":  # torch.func does not support the saved-tensor hooks of checkpointing
+        _refused("checkpoint|saved tensor hooks", model, x, y, method="func")
+        return
+    G_func, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="func", progress=False)
+    _assert_exact(G_func, ref)
+
+
+@pytest.mark.parametrize("kind", ["2d", "1d", "3d", "shared"])
+def test_func_method_is_the_exact_reference_of_the_hooks(kind):
+    model, x, y = _case(kind)
+    for reduction in REDUCTIONS:
+        ref = filter_gradient_norms_loop(model, x, y, reduction)
+        G_func, index_func = filter_gradient_norms(model, (x, y), reduction=reduction, method="func", progress=False)
+        G_hooks, index = filter_gradient_norms(model, (x, y), reduction=reduction, method="hooks", progress=False)
+        assert index_func == index
+        _assert_rows_close(G_func, ref, 1e-9)
+        _assert_rows_close(G_hooks, G_func, 1e-9)
+
+
+def test_weight_norm_index_names_each_parameter():
+    model, _, _ = _variant("weight_norm")
+    x, y = torch.randn(2, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1])
+    _, index = filter_gradient_norms(model, (x, y), progress=False)
+    g = index.columns_of("a.parametrizations.weight.original0")
+    v = index.columns_of("a.parametrizations.weight.original1")
+    np.testing.assert_array_equal(index.channel[g], np.arange(4))
+    assert np.all(index.n_weights[g] == 1) and np.all(index.n_weights[v] == 27)
+    np.testing.assert_array_equal(index.depth, np.repeat([0, 1, 2], [4, 4, 6]))
+
+
+def _refused(match, model, x, y, **kwargs):
+    with pytest.raises(ev.UnsupportedModelError, match=match):
+        filter_gradient_norms(model, (x, y), progress=False, **kwargs)
+
+
+def test_refusals_name_the_layer_the_reason_and_the_way_out():
+    x, y = torch.randn(3, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
+    _refused("reentrant torch.utils.checkpoint.*use_reentrant=False", Pair(mode="reentrant").double(), x, y)
+    model, _, _ = _variant("std_conv")
+    _refused(r"layer 'a'.*custom forward of StdConv2d.*method='auto'", model, x, y, method="hooks")
+    wn_transposed = Pair(b=parametrizations.weight_norm(nn.ConvTranspose2d(4, 6, 3, padding=1), dim=1)).double()
+    _refused(r"layer 'b.parametrizations.weight.original0'.*parametrised weight.*transposed", wn_transposed, x, y,
+             method="hooks")
+    _refused(r"layer 'a'.*functional call.*method='func'", Pair(mode="functional").double(), x, y, method="hooks")
+    _refused("shared", Pair(mode="shared_module").double(), x, y, method="hooks")
+    bad_wn = Pair(b=parametrizations.weight_norm(nn.ConvTranspose2d(4, 6, 3, padding=1))).double()
+    _refused(r"layer 'b'.*original0.*no entry per output filter.*dim=1", bad_wn, x, y)
+    bare = Pair().double()
+    weight = bare.b.weight.detach().clone()
+    del bare.b.weight
+    bare.b.register_buffer("weight", weight)
+    _refused(r"layer 'b'.*not a registered Parameter", bare, x, y)
+    with pytest.raises(ev.InvalidInputError, match="method must be one of"):
+        filter_gradient_norms(Pair(), (x.float(), y), method="loop", progress=False)
+
+
+def test_func_path_failure_is_a_named_refusal():
+    class Branchy(StdConv2d):
+        def forward(self, x):
+            return super().forward(x) if float(x.sum()) > 0 else super().forward(-x)
+
+    model = Pair(a=Branchy(3, 4, 3, padding=1)).double()
+    x, y = torch.randn(3, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
+    _refused(r"layers 'a'.*custom forward of Branchy.*torch.func could not differentiate", model, x, y)
+
+
+# planted failure modes: no selected layer may give an all-zero or partial column without an error
+
+def test_planted_hook_that_does_not_fire_raises(monkeypatch):
+    model, x, y = _case("2d", n=3)
+    original = gradnorms._Recorder._on_gradient
+
+    def drop_stem(self, layer, call, dy):
+        if layer.name != "stem":
+            original(self, layer, call, dy)
+
+    monkeypatch.setattr(gradnorms._Recorder, "_on_gradient", drop_stem)
+    _refused(r"layer 'stem'.*fired for 0 of the 1 calls", model, x, y)
+
+
+def test_planted_partial_column_raises(monkeypatch):
+    model, x, y = _case("shared", n=3)
+    original = gradnorms._Recorder._on_gradient
+    seen = []
+
+    def drop_second(self, layer, call, dy):
+        seen.append(layer.name)
+        if layer.name != "shared" or seen.count("shared") == 1:
+            original(self, layer, call, dy)
+
+    monkeypatch.setattr(gradnorms._Recorder, "_on_gradient", drop_second)
+    _refused(r"layer 'shared'.*fired for 1 of the 2 calls.*partial", model, x, y)
+
+
+def test_planted_weight_swap_in_a_library_forward_is_caught():
+    model, x, y = _case("2d", n=3)
+    stem = model.stem
+    # the library forward, but the convolution receives another tensor than the registered weight
+    stem._conv_forward = lambda inp, w, b: nn.Conv2d._conv_forward(stem, inp, w * 2, b)
+    _refused(r"layer 'stem'.*did not pass the registered weight", model, x, y, method="hooks")
+    ref = parameter_gradient_norms_loop(model, x, y, [(n + ".weight", m) for n, m in model.named_modules()
+                                                      if isinstance(m, nn.Conv2d)])
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)  # auto: the exact torch.func route
+    _assert_exact(G, ref)
+
+
+_TRANSPOSED = [
+    # (dims, c_in, c_out, kernel, stride, padding, output_padding, dilation, groups)
+    (1, 4, 6, 3, 2, 1, 1, 1, 2),
+    (2, 3, 4, (3, 2), (2, 1), (1, 0), (1, 0), (1, 2), 1),
+    (2, 4, 4, 3, 3, 2, 2, 2, 4),
+    (3, 2, 4, 2, (1, 2, 1), 0, (0, 1, 0), 1, 2),
+]
+
+
+@pytest.mark.parametrize("geometry", _TRANSPOSED)
+def test_one_transposed_convolution_per_sample_gradients(geometry):
+    from evtools_torch._persample import ConvGeometry, filter_norms
+
+    dims, c_in, c_out, k, s, p, op, d, g = geometry
+    torch.manual_seed(0)
+    conv_type = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[dims - 1]
+    conv = conv_type(c_in, c_out, k, stride=s, padding=p, output_padding=op, dilation=d, groups=g).double()
+    x = torch.randn((3, c_in) + (5,) * dims, dtype=torch.float64)
+    dy = torch.randn_like(conv(x))
+    grads = [torch.autograd.grad(conv(x[i:i + 1]), conv.weight, dy[i:i + 1])[0] for i in range(3)]
+    per_group = c_out // g
+    expected = torch.stack([torch.stack([
+        gr[(c // per_group) * (c_in // g):(c // per_group + 1) * (c_in // g), c % per_group].flatten()
+        for c in range(c_out)]) for gr in grads])
+    geom = ConvGeometry(conv)
+    for reduction, ref in [("mean_abs", expected.abs().mean(-1)), ("l1", expected.abs().sum(-1)),
+                           ("l2", expected.norm(dim=-1))]:
+        torch.testing.assert_close(filter_norms(geom, x, dy, reduction, "auto"), ref, rtol=1e-10, atol=1e-12)
+
+
+def test_bfloat16_autocast_stays_on_the_hooks_route():
+    model, x, y = _case("2d", dtype=torch.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = filter_gradient_norms_loop(model, x, y)  # the loop in the same precision
+        G, _ = filter_gradient_norms(model, (x, y), method="hooks", progress=False)  # refuses if the audit fails
+    assert np.abs(G - ref).max() <= 1e-2 * np.abs(ref).max()
+
+
+def test_compiled_code_that_bypasses_the_hooks_is_refused_by_name():
+    class CompiledBody(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.fc = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3), nn.Linear(4, 3)
+            self.body = torch.compile(self._body, backend="aot_eager")  # a compiled function, not a module
+
+        def _body(self, x):
+            return self.b(torch.tanh(self.a(x)))
+
+        def forward(self, x):
+            return self.fc(self.body(x).mean((2, 3)))
+
+    model, x, y = CompiledBody(), torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    model(x)
+    # not "none of the selected convolutions ran", not zero columns
+    _refused(r"layer 'a': compiled code \(torch.compile\) uses its weight.*uncompiled", model, x, y)
+
+
+def test_parametrised_layer_inside_a_checkpoint():
+    torch.manual_seed(0)
+    model = Pair(b=parametrizations.weight_norm(nn.Conv2d(4, 6, 3, padding=1, groups=2)), mode="checkpoint")
+    model = model.double()
+    x, y = torch.randn(4, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    columns = [("a.weight", model.a), ("b.parametrizations.weight.original0", model.b),
+               ("b.parametrizations.weight.original1", model.b)]
+    ref = parameter_gradient_norms_loop(model, x, y, columns, "l2")
+    G, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="hooks", progress=False)
+    _assert_exact(G, ref)

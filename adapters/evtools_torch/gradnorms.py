@@ -5,7 +5,9 @@ convolution filter, a norm of the gradient of that input's loss on the
 filter's weights: the matrix ``G`` that evtools' tail models and saliency
 scores take. One forward and one backward pass per batch; hooks on the
 convolutions turn each layer's output gradient into per-sample filter norms
-as it arrives (see :mod:`evtools_torch._persample`).
+as it arrives (see :mod:`evtools_torch._persample`). Which parameters the
+columns belong to and which route computes each: :mod:`evtools_torch._sources`;
+the exact ``torch.func`` fallback: :mod:`evtools_torch._func`.
 """
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ from torch import nn
 
 from evtools import FilterIndex
 from evtools.filters import check_reduction
-from evtools._errors import InvalidInputError
-from evtools._memmap import batch_iterator, check_pair, progress_bar, row_sink, finished_in_batch
+from evtools._errors import InvalidInputError, UnsupportedModelError
+from evtools._memmap import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
 
+from ._func import func_filter_norms
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
-
-CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+from ._sources import select_convolutions, sources_of, unwrap_compiled
 
 
 def filter_gradient_norms(
@@ -38,15 +40,21 @@ def filter_gradient_norms(
     progress=True,
     out=None,
     l2_method="auto",
+    method="auto",
     resume=False,
 ):
     """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
 
     Row ``i``, column ``j`` of ``G`` is a norm of the gradient of sample
-    ``i``'s loss with respect to the weights of filter ``j`` (one output
-    channel of one convolution). This is what Levin et al. (2022) compute with
-    one backward pass per sample; here a whole batch takes one forward and one
-    backward pass.
+    ``i``'s loss with respect to the weights of filter ``j``: one output
+    filter of one *registered parameter* of a selected convolution (as
+    ``model.named_parameters()`` shows it), the gradient summed over every use
+    of the parameter, exactly what a one-sample loop over
+    ``torch.autograd.grad(loss_i, params)`` gives. A plain convolution's
+    parameter is its ``weight``; a parametrised, weight-normalised or pruned
+    one has the parameters its weight is computed from. This is what Levin et
+    al. (2022) compute with one backward pass per sample; here a whole batch
+    takes one forward and one backward pass.
 
     Parameters
     ----------
@@ -69,7 +77,7 @@ def filter_gradient_norms(
         ``sum(|g|)`` or ``sqrt(sum(g**2))``.
     layers : sequence of str or torch.nn.Module, optional
         Convolutions to include, by name (as in ``model.named_modules()``) or
-        as modules. Default: every ``Conv1d``, ``Conv2d`` and ``Conv3d``.
+        as modules. Default: every ``Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``.
         Columns follow module order whatever the order given.
     batch_size : int
         Samples per forward/backward pass; larger batches from ``data`` are split.
@@ -92,6 +100,15 @@ def filter_gradient_norms(
         ``||g_c||^2 = dy_c^T (A^T A) dy_c`` (A: unfolded input, dy_c: output
         gradient of filter c). ``"auto"`` takes the one with fewer
         multiply-adds for each layer. Ignored for the other reductions.
+    method : {"auto", "hooks", "func"}
+        ``"hooks"``: the fast route (output-gradient hooks, one batched
+        backward pass), refusing any parameter it cannot compute exactly;
+        ``"func"``: the exact fallback, ``torch.func.vmap(grad(...))`` over
+        the parameters in chunks of samples (about the one-sample loop's
+        cost); ``"auto"``: hooks, and the fallback for exactly the parameters
+        the hooks cannot handle (a custom ``forward``, a weight shared between
+        layers or also used outside its module, a parametrised transposed
+        convolution). See docs/guide.md, "What counts as a filter".
     resume : bool
         Only with ``out`` a path. The file keeps its finished rows when a run
         stops (killed, interrupted, an error): its header always counts them,
@@ -106,8 +123,11 @@ def filter_gradient_norms(
     G : ndarray or numpy.memmap, shape (n_samples, n_filters), or the ``out`` accumulator
         float64 for a float64 model, else float32. Rows follow ``data``'s order.
     index : evtools.FilterIndex
-        Per column: layer name, channel, depth (order among the selected
-        layers) and number of weights (``C_in / groups * prod(kernel_size)``).
+        Per column: the parameter's name without a trailing ``".weight"``
+        (so the module name for a plain convolution; e.g.
+        ``"conv.parametrizations.weight.original0"`` or ``"conv.weight_orig"``
+        otherwise), channel, depth (order among the parameters) and number of
+        weights per filter (``C_in / groups * prod(kernel_size)`` for a weight).
 
     Raises
     ------
@@ -116,6 +136,13 @@ def filter_gradient_norms(
         are not ``(inputs, targets)`` pairs of equal length, data on another
         device than the model, targets out of range, a loss that is not one
         finite value per sample, or a non-finite gradient norm.
+    evtools.UnsupportedModelError
+        For a layer that cannot be computed exactly (reentrant checkpointing,
+        compiled code that bypasses the hooks, a parameter without one slice
+        per output filter, a forward that ``torch.func`` cannot differentiate
+        on the fallback route, anything refused by ``method="hooks"``, a hook
+        that did not fire); the message names the layer, the reason and the
+        way out.
 
     Notes
     -----
@@ -124,8 +151,11 @@ def filter_gradient_norms(
     each layer turns them into per-sample filter gradients with its unfolded
     input. The whole model's per-sample gradients never exist at once; one
     layer's (for a chunk of samples) at most. A convolution called several
-    times in one forward pass (shared weights) gets the norm of the sum of its
-    per-call gradients. Hooks are removed even when an error is raised.
+    times in one forward pass gets the norm of the sum of its per-call
+    gradients; calls under ``torch.no_grad()`` add nothing. After each forward
+    pass the autograd graph is checked so that every use of a hooked parameter
+    is one of its module's recorded calls. ``torch.compile``d modules run
+    uncompiled (``_orig_mod``). Hooks are removed even when an error is raised.
 
     Examples
     --------
@@ -143,20 +173,22 @@ def filter_gradient_norms(
         raise InvalidInputError(f"loss must be callable as loss(outputs, targets), got {type(loss).__name__}")
 
     convs = select_convolutions(model, layers)
+    sources = sources_of(model, convs, method)
     index = FilterIndex.from_layers(
-        [name for name, _ in convs],
-        [conv.out_channels for _, conv in convs],
-        [conv.weight[0].numel() for _, conv in convs],
+        [s.layer for s in sources], [s.n_filters for s in sources], [s.n_weights for s in sources]
     )
-    device, move = _check_device(convs, device)
-    dtype = np.float64 if convs[0][1].weight.dtype == torch.float64 else np.float32
+    device, move = _check_device(sources, device)
+    dtype = np.float64 if sources[0].param.dtype == torch.float64 else np.float32
     batches, total = batch_iterator(data, lambda v: isinstance(v, torch.Tensor), "tensors")
     sink = row_sink(out, len(index), dtype, resume=resume)
-    recorder = _Recorder(convs, reduction, l2_method, torch.float64 if dtype == np.float64 else torch.float32)
     modes = [(module, module.training) for module in model.modules()]
+    recorder = _Recorder(
+        sources, reduction, l2_method, torch.float64 if dtype == np.float64 else torch.float32, method
+    )
+    runner, restore = unwrap_compiled(model)
     row = 0
     try:
-        model.eval()
+        runner.eval()
         with torch.enable_grad(), progress_bar(total, enabled=progress, desc="gradient norms") as bar:
             for number, batch in enumerate(batches):
                 inputs, targets = _check_batch(batch, number, device, move)
@@ -165,7 +197,7 @@ def filter_gradient_norms(
                 bar.update(done)
                 for start in range(done, inputs.shape[0], batch_size):
                     block = recorder.run(
-                        model, inputs[start:start + batch_size], targets[start:start + batch_size], loss, row
+                        runner, inputs[start:start + batch_size], targets[start:start + batch_size], loss, row
                     )
                     sink.write(block.numpy().astype(dtype, copy=False))
                     row += block.shape[0]
@@ -178,74 +210,22 @@ def filter_gradient_norms(
         raise
     finally:
         recorder.remove()
+        restore()
         for module, training in modes:
             module.training = training
     return result, index
 
 
-def select_convolutions(model, layers=None):
-    """The convolutions to record, in module order.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-    layers : sequence of str or torch.nn.Module, optional
-        Default: every ``Conv1d``, ``Conv2d`` and ``Conv3d`` of ``model``.
-
-    Returns
-    -------
-    list of (str, torch.nn.Module)
-        Names as in ``model.named_modules()``.
-    """
-    named = list(model.named_modules())
-    if layers is None:
-        chosen = [(name, m) for name, m in named if isinstance(m, CONV_TYPES)]
-        if not chosen:
-            raise InvalidInputError(
-                f"{type(model).__name__} has no Conv1d, Conv2d or Conv3d module; filter gradient norms "
-                "need convolutions (ConvTranspose and Linear layers are not supported)"
-            )
-        return chosen
-    if isinstance(layers, (str, nn.Module)):
-        layers = [layers]
-    by_name = dict(named)
-    position = {id(m): i for i, (_, m) in enumerate(named)}
-    picked = {}
-    for item in layers:
-        if isinstance(item, str):
-            if item not in by_name:
-                convs = [name for name, m in named if isinstance(m, CONV_TYPES)]
-                raise InvalidInputError(f"layers: no module named {item!r}; the convolutions are {convs}")
-            module = by_name[item]
-        elif isinstance(item, nn.Module):
-            if id(item) not in position:
-                raise InvalidInputError(f"layers: {type(item).__name__} module is not part of the model")
-            module = item
-        else:
-            raise InvalidInputError(f"layers must hold module names or modules, got {type(item).__name__}")
-        if not isinstance(module, CONV_TYPES):
-            raise InvalidInputError(
-                f"layers: {item if isinstance(item, str) else ''!s} is a {type(module).__name__}; "
-                "only Conv1d, Conv2d and Conv3d are supported"
-            )
-        if id(module) in picked:
-            raise InvalidInputError("layers: a convolution is listed twice")
-        picked[id(module)] = position[id(module)]
-    if not picked:
-        raise InvalidInputError("layers is empty; pass None for every convolution")
-    return [named[i] for i in sorted(picked.values())]
-
-
-def _check_device(convs, device):
+def _check_device(sources, device):
     """Where batches go: ``(device, move)``; ``move`` says whether batches are moved there or must be there."""
     if device is None:
-        devices = {conv.weight.device for _, conv in convs}
+        devices = {s.param.device for s in sources}
         return (devices.pop() if len(devices) == 1 else None), False
     device = torch.device(device)
-    for name, conv in convs:
-        if not _same_device(conv.weight.device, device):
+    for source in sources:
+        if not _same_device(source.param.device, device):
             raise InvalidInputError(
-                f"device={device} but layer {name!r} is on {conv.weight.device}; move the model "
+                f"device={device} but layer {source.layer!r} is on {source.param.device}; move the model "
                 f"with model.to({str(device)!r}) first"
             )
     return device, True
@@ -296,6 +276,13 @@ class _Anchor(torch.autograd.Function):
         return (grad if ctx.needs_input_grad[0] else None), None
 
 
+_REENTRANT = (
+    "a part of the model runs inside a reentrant torch.utils.checkpoint, which recomputes its forward pass during the backward "
+    "pass, out of the hooks' reach (and breaks torch.autograd.grad); use "
+    "torch.utils.checkpoint.checkpoint(..., use_reentrant=False)"
+)
+
+
 class _Call:
     """One forward call of a recorded convolution: its input until the output gradient arrives."""
 
@@ -307,29 +294,62 @@ class _Call:
 
 
 class _Layer:
-    """Recording state of one convolution for the current batch."""
+    """Recording state of one convolution (on the hooks route) for the current batch.
 
-    def __init__(self, name, module, start):
-        self.name = name
-        self.module = module
-        self.geometry = ConvGeometry(module)
-        self.columns = slice(start, start + module.out_channels)
-        self.calls = 0      # forward calls in this batch
-        self.pending = 0    # calls whose output gradient has not arrived
-        self.summed = None  # per-sample gradients summed over calls, for convolutions called twice or more
+    ``sources``: its weight Parameter, or the parameters its weight is computed
+    from (``transform`` is then not None).
+    """
+
+    def __init__(self, sources):
+        self.sources = sources
+        self.source = sources[0]
+        self.transform = self.source.transform
+        self.name = self.source.module_name
+        self.module = self.source.module
+        self.geometry = ConvGeometry(self.module)
+        self.columns = self.source.columns
+        self.reset()
+
+    @property
+    def hooked(self):
+        return self.source.route == "hooks"
+
+    def reset(self):
+        self.calls = 0       # forward calls that are part of the autograd graph
+        self.nodes = []      # their grad_fn (ConvolutionBackward) nodes
+        self.expected = 0    # of those, calls whose output reaches the loss
+        self.delivered = 0   # output gradients received
+        self.summed = None   # per-sample weight gradients summed over calls (several calls, or a transform)
 
 
 class _Recorder:
-    """Hooks on the recorded convolutions, and one batch's forward and backward pass."""
+    """Hooks on the convolutions of the hooks route, one batch's passes, and the checks that they are exact.
 
-    def __init__(self, convs, reduction, l2_method, dtype):
+    After the forward pass the autograd graph of the losses is audited: every
+    use of a hooked parameter must be a recorded call of its own module that
+    received the parameter itself (or, for a transformed weight, the
+    transform's output, checked equal, computed from the parameters in a
+    subgraph used by nothing else). A parameter used anywhere else (another
+    module, a functional call, a custom forward, compiled code) moves to the
+    ``torch.func`` route (``method="auto"``) or is refused (``"hooks"``). After
+    the backward pass every recorded call that reaches the loss must have
+    delivered its output gradient.
+    """
+
+    def __init__(self, sources, reduction, l2_method, dtype, method):
+        self.sources = sources
+        self.method_hooks_only = method == "hooks"
         self.reduction = reduction
         self.l2_method = l2_method
         self.dtype = dtype
-        starts = np.concatenate([[0], np.cumsum([conv.out_channels for _, conv in convs])])
-        self.layers = [_Layer(name, conv, int(start)) for (name, conv), start in zip(convs, starts)]
-        self.n_columns = int(starts[-1])
+        self.n_columns = sources[-1].columns.stop
+        groups = {}
+        for source in sources:
+            if source.route == "hooks":
+                groups.setdefault(id(source.module), []).append(source)
+        self.layers = [_Layer(group) for group in groups.values()]
         self.anchor = None
+        self.quiet = False
         self.result = None
         self.handles = []
         for layer in self.layers:
@@ -342,61 +362,203 @@ class _Recorder:
         self.handles = []
 
     def run(self, model, inputs, targets, loss, first_row):
-        """Forward and backward pass of one batch.
+        """Forward and backward pass of one batch, and the ``torch.func`` route's columns.
 
         Returns
         -------
         Tensor on the CPU, shape (n, n_filters)
         """
         n = inputs.shape[0]
-        self.anchor = torch.zeros((), device=inputs.device, requires_grad=True)
         self.result = torch.zeros((n, self.n_columns), dtype=self.dtype, device=inputs.device)
+        hooked = [layer for layer in self.layers if layer.hooked]
         for layer in self.layers:
-            layer.calls = layer.pending = 0
-            layer.summed = None
+            layer.reset()
         try:
-            outputs = model(inputs)
-            if not any(layer.calls for layer in self.layers):
-                raise InvalidInputError("none of the selected convolutions ran in the model's forward pass")
-            losses = _per_sample_loss(outputs, targets, loss, n, first_row)
-            torch.autograd.backward(losses.sum(), inputs=[self.anchor])
-            for layer in self.layers:
-                if layer.summed is not None:  # some calls of a shared convolution did not reach the loss
-                    self._store(layer, reduce_gradients(layer.summed, self.reduction))
+            if hooked:
+                self.anchor = torch.zeros((), device=inputs.device, requires_grad=True)
+                outputs = model(inputs)
+                ran = any(layer.calls for layer in hooked)
+                losses = _per_sample_loss(outputs, targets, loss, n, first_row, need_grad=ran)
+                self.quiet = True  # from here on, forward calls are checkpoints recomputing saved tensors
+                if losses.requires_grad:
+                    self._audit(losses)  # before "none ran": compiled code runs them out of the hooks' sight
+                if not ran:
+                    raise InvalidInputError("none of the selected convolutions ran in the model's forward pass")
+                torch.autograd.backward(losses.sum(), inputs=[self.anchor])
+                self.quiet = False
+                self._check_delivered()
+            else:  # every column on the torch.func route: one plain forward pass checks the data and the loss
+                with torch.no_grad():
+                    _per_sample_loss(model(inputs), targets, loss, n, first_row, need_grad=False)
+            self.anchor = None
+            func = [s for s in self.sources if s.route == "func"]
+            if func:
+                func_filter_norms(model, func, inputs, targets, _loss_one(loss), self.reduction, self.dtype,
+                                  self.result)
             block = self.result
             bad = ~torch.isfinite(block)
             if bool(bad.any()):
                 i, j = (int(v) for v in bad.nonzero()[0])
                 raise InvalidInputError(
                     f"non-finite gradient norm ({float(block[i, j])}) for sample {first_row + i} in layer "
-                    f"{self._layer_of(j).name!r}; check the model and inputs for overflow"
+                    f"{self._source_of(j).layer!r}; check the model and inputs for overflow"
                 )
             return block.cpu()
         finally:
             self.anchor = None
+            self.quiet = False
             self.result = None
             for layer in self.layers:
-                layer.summed = None
+                layer.reset()
 
-    def _layer_of(self, column):
-        return next(layer for layer in self.layers if layer.columns.start <= column < layer.columns.stop)
+    def _source_of(self, column):
+        return next(s for s in self.sources if s.columns.start <= column < s.columns.stop)
+
+    def _audit(self, losses):
+        """Walk the losses' autograd graph; move (or refuse) parameters used outside their recorded calls."""
+        owner, keep = {}, []  # keep: the nodes' Python wrappers stay alive, so that ids are not reused
+        by_param, weight_nodes = {}, {}
+        for layer in self.layers:
+            if not layer.hooked:
+                continue
+            by_param.update((id(s.param), layer) for s in layer.sources)
+            for node in layer.nodes:
+                owner[id(node)] = layer
+                edge = node.next_functions[1][0] if node.name().startswith("ConvolutionBackward") else None
+                if edge is not None and edge.name() == "ToCopyBackward0":  # the weight cast by autocast
+                    owner[id(edge)] = layer
+                    keep.append(edge)
+            if layer.transform is not None:
+                self._audit_transform(layer, weight_nodes, keep)
+        seen, stack = set(), [losses.grad_fn]
+        while stack:
+            node = stack.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            keep.append(node)
+            if node.name().startswith("CheckpointFunction"):
+                raise UnsupportedModelError(_REENTRANT)
+            layer = owner.get(id(node))
+            if layer is not None and node in layer.nodes:
+                layer.expected += 1
+                if layer.transform is None and not self._received_parameter(node, layer.source.param):
+                    self._not_hookable(layer, "its forward did not pass the registered weight to the convolution")
+            elif layer is None and node.name().startswith("ConvolutionBackward"):
+                other = by_param.get(id(_weight_of(node)))
+                if other is not None:
+                    self._not_hookable(other, "its weight is also used by a convolution outside its own calls "
+                                              "(a functional call or another module)")
+            for child, _ in node.next_functions:
+                if child is None:
+                    continue
+                if child.name() == "torch::autograd::AccumulateGrad":
+                    other = by_param.get(id(child.variable))
+                    if other is not None:
+                        mine = owner if other.transform is None else weight_nodes
+                        if mine.get(id(node)) is not other:
+                            self._not_hookable(other, f"its weight is also used outside its own calls (by "
+                                                      f"{node.name()})")
+                else:
+                    stack.append(child)
+
+    def _audit_transform(self, layer, weight_nodes, keep):
+        """Check that each call of a transformed layer received ``transform(parameters)``; map its subgraph."""
+        with torch.no_grad():
+            weight = layer.transform(*[s.param for s in layer.sources])
+        for node in layer.nodes:
+            saved = getattr(node, "_saved_weight", None)
+            if saved is None or saved.dtype != weight.dtype or not torch.equal(saved, weight):
+                self._not_hookable(layer, "its convolution did not receive the output of the weight's "
+                                          "transformation")
+                return
+            stack = [node.next_functions[1][0]]
+            while stack:
+                part = stack.pop()
+                if part is None or id(part) in weight_nodes:
+                    continue
+                if part.name() == "torch::autograd::AccumulateGrad":
+                    if part.variable is self.anchor:
+                        self._not_hookable(layer, "its weight depends on the input")
+                    continue
+                weight_nodes[id(part)] = layer
+                keep.append(part)
+                stack.extend(child for child, _ in part.next_functions)
+
+    @staticmethod
+    def _received_parameter(node, param):
+        """Whether a recorded call's convolution received ``param`` (itself, or its autocast copy)."""
+        weight = _weight_of(node)
+        if weight is param:
+            return True
+        if weight is None and node.next_functions[1][0] is None and node.name().startswith("ConvolutionBackward"):
+            saved = node._saved_weight  # a frozen weight: autocast's copy has another dtype, same values
+            return saved.dtype != param.dtype and torch.equal(saved, param.to(saved.dtype))
+        return False
+
+    def _not_hookable(self, layer, reason):
+        source = layer.source
+        if "Compiled" in reason:
+            raise UnsupportedModelError(
+                f"layer {layer.name!r}: compiled code (torch.compile) uses its weight, and compiled graphs "
+                "bypass the hooks; pass the uncompiled model, or compile whole modules with torch.compile(module) "
+                "(those are run uncompiled here)"
+            )
+        if source.route != "hooks":
+            return
+        if self.method_hooks_only:
+            raise UnsupportedModelError(
+                f"layer {layer.name!r}: the hooks cannot compute it exactly ({reason}); use method='auto' or "
+                "method='func' (exact torch.func per-sample gradients)"
+            )
+        for s in layer.sources:
+            s.route, s.reason = "func", reason
+
+    def _check_delivered(self):
+        for layer in self.layers:
+            if layer.hooked and layer.delivered != layer.expected:
+                raise UnsupportedModelError(
+                    f"layer {layer.name!r}: its gradient hook fired for {layer.delivered} of the {layer.expected} "
+                    "calls that reach the loss, so its columns would be partial; check for code that removes or "
+                    "bypasses module hooks, or use method='func'"
+                )
+            if layer.hooked and layer.summed is not None:
+                self._store_summed(layer)
+
+    def _store_summed(self, layer):
+        """Columns from the per-sample weight gradients summed over calls, through the transform if any."""
+        grads, layer.summed = layer.summed, None
+        if layer.transform is None:
+            self._store(layer, reduce_gradients(grads, self.reduction))
+            return
+        params = [s.param.detach().to(grads.dtype) for s in layer.sources]
+        _, pullback = torch.func.vjp(layer.transform, *params)
+        weight_shape = layer.module.weight.shape
+        per_param = torch.func.vmap(pullback)(grads.reshape((grads.shape[0],) + tuple(weight_shape)))
+        for source, g in zip(layer.sources, per_param):
+            norms = reduce_gradients(source.filters(g.contiguous()), self.reduction)
+            self.result[:, source.columns] = norms.to(self.result.device)
 
     def _before(self, layer, module, args):
-        if self.anchor is None or not args:
+        if self.anchor is None or self.quiet or not args:
             return None
         return (_Anchor.apply(args[0], self.anchor),) + tuple(args[1:])
 
     def _after(self, layer, module, args, output):
-        if self.anchor is None:
+        if self.anchor is None or self.quiet:
             return
         if not args:
             raise InvalidInputError(f"layer {layer.name!r} was called without a positional input; call it as conv(x)")
+        if not isinstance(output, torch.Tensor) or not output.requires_grad:
+            return  # a call under torch.no_grad(): it adds nothing to any gradient, as in the one-sample loop
         layer.calls += 1
-        layer.pending += 1
+        layer.nodes.append(output.grad_fn)
         output.register_hook(partial(self._on_gradient, layer, _Call(args[0])))
 
     def _on_gradient(self, layer, call, dy):
         x, call.x = call.x, None
+        if not layer.hooked:  # moved to the torch.func route by the audit
+            return
         if x._version != call.version:
             raise InvalidInputError(
                 f"the input of layer {layer.name!r} was modified in place after the convolution read it; "
@@ -404,22 +566,38 @@ class _Recorder:
             )
         compute = torch.promote_types(x.dtype, torch.float32)
         x, dy = x.detach().to(compute), dy.to(compute)
-        layer.pending -= 1
-        if layer.calls == 1:
+        layer.delivered += 1
+        if layer.expected == 1 and layer.transform is None:
             self._store(layer, filter_norms(layer.geometry, x, dy, self.reduction, self.l2_method))
             return
         grads = per_sample_gradients(layer.geometry, x, dy)
         layer.summed = grads if layer.summed is None else layer.summed + grads
-        if layer.pending == 0:
-            self._store(layer, reduce_gradients(layer.summed, self.reduction))
-            layer.summed = None
 
     def _store(self, layer, norms):
         self.result[:, layer.columns] = norms.to(self.result.device)
 
 
-def _per_sample_loss(outputs, targets, loss, n, first_row):
-    """One loss per sample, checked: shape (n,) and finite."""
+def _weight_of(node):
+    """The weight tensor a ConvolutionBackward node received if it is a leaf (a parameter), else None."""
+    if not node.name().startswith("ConvolutionBackward"):
+        return None
+    child = node.next_functions[1][0]
+    if child is None:  # a weight that does not require gradients: read the saved tensor
+        return node._saved_weight
+    if child.name() == "ToCopyBackward0":  # autocast's copy of the weight
+        child = child.next_functions[0][0]
+    return child.variable if child is not None and child.name() == "torch::autograd::AccumulateGrad" else None
+
+
+def _loss_one(loss):
+    """The per-sample loss for the torch.func route: no data-dependent checks (they ran on the batch)."""
+    if loss is not None:
+        return loss
+    return lambda outputs, targets: _cross_entropy(outputs, targets, 0, check=False)
+
+
+def _per_sample_loss(outputs, targets, loss, n, first_row, need_grad=True):
+    """One loss per sample, checked: shape (n,) and finite (and depending on the recorded convolutions)."""
     if loss is None:
         losses = _cross_entropy(outputs, targets, first_row)
     else:
@@ -430,7 +608,7 @@ def _per_sample_loss(outputs, targets, loss, n, first_row):
                 f"loss must return one value per sample, a tensor of shape ({n},), got {shape}; "
                 "compute it with reduction='none'"
             )
-    if not losses.requires_grad:
+    if need_grad and not losses.requires_grad:
         raise InvalidInputError("the loss does not depend on the model's recorded convolutions (no gradient)")
     finite = torch.isfinite(losses.detach())
     if not bool(finite.all()):
@@ -442,8 +620,8 @@ def _per_sample_loss(outputs, targets, loss, n, first_row):
     return losses
 
 
-def _cross_entropy(outputs, targets, first_row):
-    """Per-sample cross-entropy, mean over any dimensions after the class dimension."""
+def _cross_entropy(outputs, targets, first_row, check=True):
+    """Per-sample cross-entropy, mean over any dimensions after the class dimension (labels range-checked)."""
     if not isinstance(outputs, torch.Tensor) or outputs.ndim < 2:
         shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else type(outputs).__name__
         raise InvalidInputError(
@@ -464,7 +642,7 @@ def _cross_entropy(outputs, targets, first_row):
                 f"got {targets.dtype} of shape {tuple(targets.shape)}"
             )
         bad = (targets < 0) | (targets >= n_classes)
-        if bool(bad.any()):
+        if check and bool(bad.any()):
             i = int(bad.flatten(1).any(1).nonzero()[0, 0]) if targets.ndim > 1 else int(bad.nonzero()[0, 0])
             raise InvalidInputError(
                 f"target of sample {first_row + i} is out of range: the model has {n_classes} classes, so "

@@ -19,9 +19,10 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from evtools._errors import InvalidInputError
+from evtools._errors import InvalidInputError, UnsupportedModelError
 from evtools.perturb._checks import positive_int
 
+from ._sources import TRANSPOSED_TYPES, sources_of
 from .gradnorms import filter_gradient_norms, select_convolutions
 
 REPAIR_MODES = ("step", "zero")
@@ -38,6 +39,16 @@ class _Filters:
 
     def __init__(self, model, layers):
         self.convs = select_convolutions(model, layers)
+        for source in sources_of(model, self.convs, "auto"):
+            module = source.module
+            if (isinstance(module, TRANSPOSED_TYPES) or len(source.modules) > 1
+                    or source.param is not module._parameters.get("weight")):
+                raise UnsupportedModelError(
+                    f"layer {source.module_name!r}: repair and implant edit conv.weight[channel] of convolutions "
+                    "whose weight is their own Parameter (not transposed, parametrised, pruned or shared), so "
+                    "their columns are the gradient matrix's; pass layers= with such convolutions (and the same "
+                    "layers= to filter_gradient_norms)"
+                )
         self.offsets = np.cumsum([0] + [conv.out_channels for _, conv in self.convs])
         self.n_filters = int(self.offsets[-1])
 
