@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
-from scipy import special
 
 from ._errors import InvalidInputError, NotFittedError
 from ._io import TableRecord
@@ -372,7 +371,9 @@ class ZScoreSaliency(_ParameterSaliency):
 
     @staticmethod
     def _pvalue_of_score(score):
-        return special.ndtr(-score)
+        from scipy.special import ndtr  # scipy loads on first use, not with the package
+
+        return ndtr(-score)
 
     def save(self, path):
         """Write the fitted statistics to ``path`` (``.npz``); read back with :func:`load_saliency`."""

@@ -12,12 +12,12 @@ import numpy as np
 
 from . import _gof_kernels as GK
 from . import _tail_kernels as K
-from ._blocks import sorted_column_blocks
+from ._blocks import column_blocks, thread_slices
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
-from .threshold import Quantile, ThresholdRule
+from .threshold import Quantile, ThresholdRule, _OrderStatisticRule
 
 def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
               n_knots=64, block_size=None, progress=True):
@@ -75,13 +75,31 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     if is_dask_array(G):  # the same fit mapped over column blocks (evtools._dask)
         return fit_tails_dask(G, threshold=rule, method=method, min_exceed=int(min_exceed),
                               n_samples=n_samples, n_knots=int(n_knots), block_size=block_size)
-    parts = []
-    for _, _, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
-        t = np.ascontiguousarray(rule.thresholds_from_sorted(S, n_total), dtype=np.float64)
-        parts.append((t, *K.fit_sorted_block(
-            S, t, K.METHODS[method], int(min_exceed), n_total, int(n_knots))))
-    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = (
-        np.concatenate(c, axis=0) for c in zip(*parts))
+    t = np.empty(F)
+    n_exceed = np.empty(F, dtype=np.int64)
+    sigma, xi, loglik = np.empty(F), np.empty(F), np.empty(F)
+    status = np.empty(F, dtype=np.int8)
+    mass = np.empty(F)
+    knot_x, knot_sf = np.empty((F, n_knots + 1)), np.empty((F, n_knots + 1))
+    complete = np.empty(F, dtype=bool)
+    ad, cvm = np.full(F, np.nan), np.full(F, np.nan)
+    marker = K.estimator_marker(method)
+    # Quantile and TopK need a few order statistics per column: selected, not sorted.
+    # Other rules read whole sorted columns.
+    by_rank = isinstance(rule, _OrderStatisticRule)
+    rank, frac = rule.kept_position(n_rows, n_total) if by_rank else (-1, 0.0)
+    for j0, j1, T in column_blocks(G, block_size, sort=not by_rank, progress=progress, desc="fit_tails"):
+        if not by_rank:
+            t[j0:j1] = rule.thresholds_from_sorted(T.T, n_total)
+
+        def fit(a, b, j0=j0, T=T):
+            c = slice(j0 + a, j0 + b)
+            K.select_block(T[a:b], t[c], rank, frac, n_total - n_rows, n_total, int(n_knots),
+                           n_exceed[c], sigma[c], xi[c], loglik[c], status[c], mass[c],
+                           knot_x[c], knot_sf[c], complete[c])
+            K.fit_block(T[a:b], t[c], n_exceed[c], marker, int(min_exceed),
+                        sigma[c], xi[c], loglik[c], status[c], ad[c], cvm[c])
+        thread_slices(j1 - j0, fit)
     return TailModel(
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
