@@ -108,7 +108,9 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
         k = n_exceed[j]
         if k == 0:
             continue
-        y = T[j, n_rows - k:].astype(np.float64) - t[j]  # ascending
+        y = np.empty(k)  # the excesses, ascending
+        for i in range(k):
+            y[i] = np.float64(T[j, n_rows - k + i]) - t[j]
         s = TOO_FEW
         if k >= min_exceed:
             s_, x_, l_, s = _estimate(y, marker)
@@ -117,7 +119,10 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
                 if k >= MIN_GOF_SIZE:
                     ad[j], cvm[j] = ad_cvm_sorted(y, s_, x_)
                 continue
-        m = y.mean()  # the exponential fallback of `fit_tail`
+        m = 0.0  # the exponential fallback of `fit_tail`
+        for i in range(k):
+            m += y[i]
+        m /= k
         sigma[j], xi[j], loglik[j], status[j] = m, 0.0, -k * math.log(m) - k, s
 
 
@@ -134,6 +139,36 @@ def _insertion_sort(a, lo, hi):
             a[m + 1] = a[m]
             m -= 1
         a[m + 1] = v
+
+
+@njit(cache=True, nogil=True)
+def _sift_down(a, lo, i, end):
+    """Restore the max-heap ``a[lo:lo + end]`` below node ``i``."""
+    v = a[lo + i]
+    while True:
+        c = 2 * i + 1
+        if c >= end:
+            break
+        if c + 1 < end and a[lo + c + 1] > a[lo + c]:
+            c += 1
+        if a[lo + c] <= v:
+            break
+        a[lo + i] = a[lo + c]
+        i = c
+    a[lo + i] = v
+
+
+@njit(cache=True, nogil=True)
+def _heapsort(a, lo, hi):
+    """Sort ``a[lo:hi]`` in place in O(n log n) on any input (introselect's fallback)."""
+    n = hi - lo
+    for i in range(n // 2 - 1, -1, -1):
+        _sift_down(a, lo, i, n)
+    for end in range(n - 1, 0, -1):
+        v = a[lo]
+        a[lo] = a[lo + end]
+        a[lo + end] = v
+        _sift_down(a, lo, 0, end)
 
 
 @njit(cache=True, nogil=True)
@@ -164,7 +199,7 @@ def select_ranks(a, lo, hi, ranks):
             _insertion_sort(a, s_lo, s_hi)
             continue
         if depth > max_depth:
-            a[s_lo:s_hi].sort()
+            _heapsort(a, s_lo, s_hi)
             continue
         x, y, z = a[s_lo], a[(s_lo + s_hi) // 2], a[s_hi - 1]
         if x > y:
@@ -200,6 +235,12 @@ def select_ranks(a, lo, hi, ranks):
         top += 1
         stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4] = gt, s_hi, m2, r_hi, depth + 1
         top += 1
+
+
+@njit(cache=True, nogil=True)
+def sort_range(a, lo, hi):
+    """Sort ``a[lo:hi]`` in place: :func:`select_ranks` at every rank (no second sort to compile)."""
+    select_ranks(a, lo, hi, np.arange(lo, hi))
 
 
 @njit(cache=True, nogil=True)
@@ -265,14 +306,17 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
             select_ranks(col, 0, n_rows, one)
             tj = np.float64(col[r])
             if frac != 0.0:
-                tj = tj + frac * (np.float64(col[r + 1:].min()) - tj)
+                hi = col[r + 1]
+                for i in range(r + 2, n_rows):
+                    hi = min(hi, col[i])
+                tj = tj + frac * (np.float64(hi) - tj)
             t[j] = tj
             start = r + 1  # col[:r + 1] <= col[r] <= tj
         else:
             tj = t[j]
             start = 0
         k = _move_above(col, start, tj)
-        col[n_rows - k:].sort()
+        sort_range(col, n_rows - k, n_rows)
         n_exceed[j] = k
         low = n_rows - k  # col[:low] <= tj < col[low:]
         # --- the empirical body: knots at ranks r_low..r_top, then the threshold
