@@ -73,7 +73,7 @@ def _estimate(y, marker):
     raise NotImplementedError("called from numba code only")
 
 
-@overload(_estimate)
+@overload(_estimate, inline="always")
 def _estimate_impl(y, marker):
     if not (isinstance(marker, types.Integer) and not marker.signed):
         return None
@@ -142,53 +142,54 @@ def _insertion_sort(a, lo, hi):
 
 
 @njit(cache=True, nogil=True)
-def _sift_down(a, lo, i, end):
-    """Restore the max-heap ``a[lo:lo + end]`` below node ``i``."""
-    v = a[lo + i]
+def _heapsort(a):
+    """Sort ``a`` in place in O(n log n) on any input (introselect's fallback)."""
+    n = a.shape[0]
+    start = n // 2
+    end = n
     while True:
-        c = 2 * i + 1
-        if c >= end:
-            break
-        if c + 1 < end and a[lo + c + 1] > a[lo + c]:
-            c += 1
-        if a[lo + c] <= v:
-            break
-        a[lo + i] = a[lo + c]
-        i = c
-    a[lo + i] = v
+        if start > 0:  # first build the max-heap ...
+            start -= 1
+        else:  # ... then move its top behind it, one by one
+            end -= 1
+            if end <= 0:
+                return
+            v = a[0]
+            a[0] = a[end]
+            a[end] = v
+        v = a[start]  # sift a[start] down the heap a[:end]
+        i = start
+        while True:
+            c = 2 * i + 1
+            if c >= end:
+                break
+            if c + 1 < end and a[c + 1] > a[c]:
+                c += 1
+            if a[c] <= v:
+                break
+            a[i] = a[c]
+            i = c
+        a[i] = v
 
 
 @njit(cache=True, nogil=True)
-def _heapsort(a, lo, hi):
-    """Sort ``a[lo:hi]`` in place in O(n log n) on any input (introselect's fallback)."""
-    n = hi - lo
-    for i in range(n // 2 - 1, -1, -1):
-        _sift_down(a, lo, i, n)
-    for end in range(n - 1, 0, -1):
-        v = a[lo]
-        a[lo] = a[lo + end]
-        a[lo + end] = v
-        _sift_down(a, lo, 0, end)
-
-
-@njit(cache=True, nogil=True)
-def select_ranks(a, lo, hi, ranks):
-    """Partially order ``a[lo:hi]`` in place so that each ``a[r]``, ``r`` in ``ranks``, holds
+def select_ranks(a, ranks):
+    """Partially order ``a`` in place so that each ``a[r]``, ``r`` in ``ranks``, holds
     the value a full sort would put there, with nothing larger before and nothing smaller after.
 
     Introselect: quickselect with a median-of-three pivot and a three-way
     partition (ties, such as a dead filter's zeros, end in one pass), over every
     rank at once; a segment that has been split too often is sorted instead,
     so the cost stays O(n log n) on any input. ``ranks``: int64, ascending,
-    inside ``[lo, hi)``.
+    inside ``[0, len(a))``.
     """
-    n = hi - lo
+    n = a.shape[0]
     if n <= 1 or ranks.size == 0:
         return
     max_depth = 2 * (int(math.log2(n)) + 1)
     stack = np.empty((4 * (max_depth + 2) + 4 * ranks.size, 5), dtype=np.int64)
     top = 0
-    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3], stack[0, 4] = lo, hi, 0, ranks.size, 0
+    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3], stack[0, 4] = 0, n, 0, ranks.size, 0
     top = 1
     while top > 0:
         top -= 1
@@ -199,7 +200,7 @@ def select_ranks(a, lo, hi, ranks):
             _insertion_sort(a, s_lo, s_hi)
             continue
         if depth > max_depth:
-            _heapsort(a, s_lo, s_hi)
+            _heapsort(a[s_lo:s_hi])
             continue
         x, y, z = a[s_lo], a[(s_lo + s_hi) // 2], a[s_hi - 1]
         if x > y:
@@ -238,9 +239,12 @@ def select_ranks(a, lo, hi, ranks):
 
 
 @njit(cache=True, nogil=True)
-def sort_range(a, lo, hi):
-    """Sort ``a[lo:hi]`` in place: :func:`select_ranks` at every rank (no second sort to compile)."""
-    select_ranks(a, lo, hi, np.arange(lo, hi))
+def sort_all(a):
+    """Sort ``a`` in place: :func:`select_ranks` at every rank (no second sort to compile)."""
+    ranks = np.empty(a.shape[0], dtype=np.int64)
+    for i in range(ranks.shape[0]):
+        ranks[i] = i
+    select_ranks(a, ranks)
 
 
 @njit(cache=True, nogil=True)
@@ -255,16 +259,6 @@ def _move_above(a, start, t):
             a[i] = a[w]
             a[w] = v
     return n - w
-
-
-@njit(cache=True, nogil=True)
-def _count_below(a, lo, hi, v, strict):
-    """Count of ``a[lo:hi]`` below ``v`` (strictly, or up to and including ``v``)."""
-    c = 0
-    for i in range(lo, hi):
-        if a[i] < v or (not strict and a[i] == v):
-            c += 1
-    return c
 
 
 @njit(cache=True, nogil=True)
@@ -303,7 +297,7 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
         if rank >= 0:
             r = rank - first_kept
             one[0] = r
-            select_ranks(col, 0, n_rows, one)
+            select_ranks(col, one)
             tj = np.float64(col[r])
             if frac != 0.0:
                 hi = col[r + 1]
@@ -316,7 +310,7 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
             tj = t[j]
             start = 0
         k = _move_above(col, start, tj)
-        sort_range(col, n_rows - k, n_rows)
+        sort_all(col[n_rows - k:])
         n_exceed[j] = k
         low = n_rows - k  # col[:low] <= tj < col[low:]
         # --- the empirical body: knots at ranks r_low..r_top, then the threshold
@@ -332,7 +326,7 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
         else:
             for i in range(n_knots):
                 ranks[i] = r_low + (i * (r_top - r_low)) // (n_knots - 1) - first_kept
-            select_ranks(col, 0, low, ranks)
+            select_ranks(col[:low], ranks)
             # counts of values < v and <= v at each knot value v; equal knots share them
             i = 0
             while i < n_knots:
@@ -341,11 +335,15 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
                 while e + 1 < n_knots and col[ranks[e + 1]] == v:
                     e += 1
                 lo = 0 if i == 0 else ranks[i - 1] + 1
-                lt = lo + _count_below(col, lo, ranks[i], v, True)
+                lt = lo
+                for m in range(lo, ranks[i]):
+                    lt += col[m] < v
                 if e == n_knots - 1:  # v is the largest value not above tj
                     le = low
                 else:
-                    le = ranks[e] + 1 + _count_below(col, ranks[e] + 1, ranks[e + 1], v, False)
+                    le = ranks[e] + 1
+                    for m in range(ranks[e] + 1, ranks[e + 1]):
+                        le += col[m] <= v
                 sf = (n_rows - le + 0.5 * (le - lt)) / n_total
                 for m in range(i, e + 1):
                     knot_x[j, m] = v
