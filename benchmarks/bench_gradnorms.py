@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from evtools_torch import filter_gradient_norms  # noqa: E402
 from tests.reference.torch_naive import filter_gradient_norms_loop  # noqa: E402
+from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 
 class BasicBlock(nn.Module):
@@ -110,6 +111,7 @@ def main():
     parser.add_argument("--jax", choices=("also", "only", "off"), default="also",
                         help="time evtools_jax too (skipped with a note if JAX or Flax is missing)")
     args = parser.parse_args()
+    print(machine_report())
     torch.set_num_threads(args.threads)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     if args.jax == "only":

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import stats
 
 import evtools as ev
+from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 
 def make_matrix(rows, cols, seed=0):
@@ -51,6 +52,7 @@ def main():
     ap.add_argument("--cols", type=int, default=26560)
     ap.add_argument("--scipy-cols", type=int, default=60)
     args = ap.parse_args()
+    print(machine_report())
     q = 0.98
     G = make_matrix(args.rows, args.cols)
     gb = G.nbytes / 2**30

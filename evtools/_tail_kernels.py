@@ -173,13 +173,30 @@ def _heapsort(a):
 
 
 @njit(cache=True, nogil=True)
+def _partition_below(a, lo, hi, p, strict):
+    """Move the values of ``a[lo:hi]`` below ``p`` (``< p`` if strict, else ``<= p``) to the front.
+
+    Branch-free Lomuto partition (one swap per value, no unpredictable
+    branch); returns the end of the front part.
+    """
+    store = lo
+    for i in range(lo, hi):
+        v = a[i]
+        below = (v < p) if strict else (v <= p)
+        a[i] = a[store]
+        a[store] = v
+        store += below
+    return store
+
+
+@njit(cache=True, nogil=True)
 def select_ranks(a, ranks):
     """Partially order ``a`` in place so that each ``a[r]``, ``r`` in ``ranks``, holds
     the value a full sort would put there, with nothing larger before and nothing smaller after.
 
-    Introselect: quickselect with a median-of-three pivot and a three-way
-    partition (ties, such as a dead filter's zeros, end in one pass), over every
-    rank at once; a segment that has been split too often is sorted instead,
+    Introselect: quickselect with a median-of-three pivot and branch-free
+    partitions over every rank at once (values equal to the pivot, such as a
+    dead filter's zeros, are split off when a split comes out lopsided); a segment that has been split too often is sorted instead,
     so the cost stays O(n log n) on any input. ``ranks``: int64, ascending,
     inside ``[0, len(a))``.
     """
@@ -210,22 +227,10 @@ def select_ranks(a, ranks):
             if x > y:
                 y = x
         p = y  # median of three
-        lt = s_lo
-        i = s_lo
-        gt = s_hi
-        while i < gt:  # [s_lo, lt) < p, [lt, i) == p, [gt, s_hi) > p
-            v = a[i]
-            if v < p:
-                a[i] = a[lt]
-                a[lt] = v
-                lt += 1
-                i += 1
-            elif v > p:
-                gt -= 1
-                a[i] = a[gt]
-                a[gt] = v
-            else:
-                i += 1
+        lt = _partition_below(a, s_lo, s_hi, p, True)  # [s_lo, lt) < p <= [lt, s_hi)
+        gt = lt
+        if 8 * (lt - s_lo) < s_hi - s_lo:  # a lopsided split: peel off the ties with p
+            gt = _partition_below(a, lt, s_hi, p, False)  # [lt, gt) == p < [gt, s_hi)
         m1 = r_lo
         while m1 < r_hi and ranks[m1] < lt:
             m1 += 1
@@ -262,6 +267,13 @@ def _move_above(a, start, t):
 
 
 @njit(cache=True, nogil=True)
+def _knot_ranks(out, n_knots, r_top, r_low, first_kept):
+    """Write into ``out[:n_knots]`` the kept indices of the knots' ranks, ``r_low`` to ``r_top``."""
+    for i in range(n_knots):
+        out[i] = r_low + (i * (r_top - r_low)) // (n_knots - 1) - first_kept
+
+
+@njit(cache=True, nogil=True)
 def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma, xi, loglik,
                  status, mass, knot_x, knot_sf, complete):
     """Threshold, exceedances and empirical body knots of each row of ``T``, by selection.
@@ -290,22 +302,24 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
     B, n_rows = T.shape
     floor_mass = 1.0 / (n_total + 1.0)
     ranks = np.empty(n_knots, dtype=np.int64)
-    one = np.empty(1, dtype=np.int64)
+    both = np.empty(n_knots + 1, dtype=np.int64)  # the knots' ranks and the rank above the threshold
     for j in range(B):
         col = T[j]
         # --- the threshold and the exceedances
+        selected = -1  # the knots are already selected if the lower part ends here
         if rank >= 0:
+            # one selection for the threshold's order statistics and the knots, placed as if
+            # nothing above x[rank] ties with the threshold (checked below)
             r = rank - first_kept
-            one[0] = r
-            select_ranks(col, one)
+            _knot_ranks(both, n_knots, rank, first_kept, first_kept)
+            both[n_knots] = min(r + 1, n_rows - 1)
+            select_ranks(col, both)
             tj = np.float64(col[r])
             if frac != 0.0:
-                hi = col[r + 1]
-                for i in range(r + 2, n_rows):
-                    hi = min(hi, col[i])
-                tj = tj + frac * (np.float64(hi) - tj)
+                tj = tj + frac * (np.float64(col[r + 1]) - tj)
             t[j] = tj
             start = r + 1  # col[:r + 1] <= col[r] <= tj
+            selected = r + 1
         else:
             tj = t[j]
             start = 0
@@ -324,9 +338,9 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
             at_t_le = 0
             at_t_lt = 0
         else:
-            for i in range(n_knots):
-                ranks[i] = r_low + (i * (r_top - r_low)) // (n_knots - 1) - first_kept
-            select_ranks(col[:low], ranks)
+            _knot_ranks(ranks, n_knots, r_top, r_low, first_kept)
+            if selected != low:  # ties at the threshold moved the lower part's end
+                select_ranks(col[:low], ranks)
             # counts of values < v and <= v at each knot value v; equal knots share them
             i = 0
             while i < n_knots:
