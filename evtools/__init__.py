@@ -31,7 +31,7 @@ _EXPORTS = {
     "DSPOT": "spot", "SPOT": "spot", "SPOTResult": "spot",
 }
 
-__all__ = ["EvtoolsError", "InvalidInputError", "NotFittedError", "__version__", *_EXPORTS]
+__all__ = ["EvtoolsError", "InvalidInputError", "NotFittedError", *_EXPORTS]
 
 
 def __getattr__(name):
