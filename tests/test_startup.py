@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import evtools as ev
 
@@ -49,27 +50,38 @@ def test_unknown_name_is_an_attribute_error():
         raise AssertionError("expected AttributeError")
 
 
+@pytest.mark.slow  # compiles the fit kernels into an empty cache
 def test_numba_cache_for_a_read_only_install(tmp_path):
-    """With the package directory unwritable numba caches under the user cache dir (XDG_CACHE_HOME)."""
+    """With the package directory unwritable, numba caches under $XDG_CACHE_HOME/numba and reuses it.
+
+    As root a read-only directory is still writable, so there the refusal is
+    simulated where numba checks it (its in-tree locator's write test).
+    """
     site = tmp_path / "site"
     shutil.copytree(ROOT / "evtools", site / "evtools", ignore=shutil.ignore_patterns("__pycache__"))
     cache_home = tmp_path / "cache"
     np.save(tmp_path / "G.npy", np.random.default_rng(0).exponential(size=(300, 4)))
     for path in sorted(site.rglob("*"), reverse=True):
         path.chmod(0o555 if path.is_dir() else 0o444)
-    (site).chmod(0o555)
+    site.chmod(0o555)
+    simulate = os.access(site / "evtools", os.W_OK)  # root ignores file modes
     env = {"XDG_CACHE_HOME": str(cache_home), "NUMBA_CACHE_DIR": "", "PYTHONDONTWRITEBYTECODE": "1"}
-    code = ("import numpy as np, evtools as ev\n"
-            f"t = ev.fit_tails(np.load({str(tmp_path / 'G.npy')!r}), progress=False)\n"
+    code = ("import json\n"
+            + ("import numba.core.caching as C\n"
+               "def refuse(self):\n    raise PermissionError('read-only install')\n"
+               "C.InTreeCacheLocator.ensure_cache_path = refuse\n" if simulate else "")
+            + "import numpy as np, evtools as ev\n"
+            f"ev.fit_tails(np.load({str(tmp_path / 'G.npy')!r}), progress=False)\n"
             "import evtools._tail_kernels as K\n"
-            "print(K.select_block.stats.cache_path)")
+            "s = K.select_block.stats\n"
+            "print(json.dumps([s.cache_path, len(s.cache_hits), len(s.cache_misses)]))")
     try:
-        if os.access(site / "evtools", os.W_OK):  # root ignores file modes: the check cannot be made
-            import pytest
-            pytest.skip("running as root: a read-only directory is still writable")
-        cache_path = run_python(code, env, cwd=site).strip()
-        assert cache_path.startswith(str(cache_home / "numba"))
-        assert any(Path(cache_path).glob("_tail_kernels.select_block*.nbi"))
+        first = json.loads(run_python(code, env, cwd=site))
+        second = json.loads(run_python(code, env, cwd=site))
     finally:
         for path in [site, *site.rglob("*")]:
             path.chmod(0o755)
+    assert first[0].startswith(str(cache_home / "numba"))
+    assert first[1:] == [0, 1]  # compiled and written to the user cache ...
+    assert second[1:] == [1, 0]  # ... and loaded from it by the next process
+    assert not list((site / "evtools").rglob("*.nbi"))
