@@ -1,9 +1,12 @@
 """numba kernels behind :class:`evtools.TailModel`: per-column fitting and scoring.
 
-Fitting works on a block of columns sorted ascending (Fortran order), so the
-threshold, the exceedances (the top of each column, already sorted) and the
-empirical body knots all come from one sort. Scoring walks the rows of a
-C-ordered matrix with ``prange``.
+Fitting works on a block of columns copied into the rows of a C-ordered
+buffer, in any order: :func:`select_block` selects the few order statistics
+a column's model needs (the threshold's, the body knots') with an
+introselect and sorts only the exceedances; :func:`fit_block` fits them with
+the estimator compiled into it. Both are single-threaded ``nogil`` kernels
+that ``fit_tails`` runs in one thread per core (no ``parallel=True`` kernel to
+compile). Scoring walks the rows of a C-ordered matrix with ``prange``.
 """
 import math
 

@@ -28,8 +28,10 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     G : array_like, shape (n_samples, n_filters)
         Reference values, float32 or float64 (other dtypes are converted).
         NaN and inf are rejected. ``G`` is never copied whole: columns are
-        sorted block by block in their own dtype (float32 stays float32) and
-        fitted in float64. A Dask array is fitted by column blocks on the
+        copied block by block in their own dtype (float32 stays float32), the
+        order statistics the model needs are selected there (a full sort only
+        for rules that read whole sorted columns, such as ForwardStop) and the
+        exceedances are fitted in float64. A Dask array is fitted by column blocks on the
         current Dask scheduler and gives the same model (see ``docs/streaming.md``).
     threshold : ThresholdRule, default ``Quantile(0.98)``
         How each column's threshold is chosen.

@@ -4,9 +4,10 @@ A rule is a small object with parameters (``Quantile(0.98)``, ``TopK(500)``)
 applied to every column separately. Exceedances of a column are its values
 strictly greater than its threshold; the excess is ``x - threshold``.
 
-Rules work on columns that are already sorted ascending (``fit_tails`` sorts
-each block of columns once and shares the sort between the threshold, the
-exceedances and the empirical body), through ``thresholds_from_sorted``.
+Rules work on columns that are already sorted ascending, through
+``thresholds_from_sorted``. ``Quantile`` and ``TopK`` place the threshold
+between two order statistics (``position``), so ``fit_tails`` selects those
+instead of sorting; other rules (ForwardStop) get sorted blocks of columns.
 """
 from __future__ import annotations
 
