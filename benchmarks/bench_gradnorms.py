@@ -54,6 +54,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from evtools_torch import filter_gradient_norms  # noqa: E402
 from tests.reference.torch_naive import filter_gradient_norms_loop  # noqa: E402
+from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resnet50 import ResNet50  # noqa: E402
@@ -128,6 +129,7 @@ def main():
     parser.add_argument("--r50-batch", type=int, default=8)
     parser.add_argument("--device", default="cpu", help="device of the ResNet-50 section")
     args = parser.parse_args()
+    print(machine_report())
     torch.set_num_threads(args.threads)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     if args.resnet50 == "only":

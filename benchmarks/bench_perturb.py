@@ -41,6 +41,7 @@ from torch import nn
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import evtools.perturb as P  # noqa: E402
+from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 TARGET = 3
 
@@ -70,6 +71,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    print(machine_report())
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
 

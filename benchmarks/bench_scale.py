@@ -44,6 +44,7 @@ from evtools._memmap import NpyRowWriter  # noqa: E402
 from evtools._blocks import BLOCK_BYTES  # noqa: E402
 from tests.reference.spot import spot_grimshaw  # noqa: E402
 from tests.reference.spot_naive import NaiveSPOT  # noqa: E402
+from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 
 def gradient_like(rng, rows, spread):
@@ -214,6 +215,7 @@ def main():
     ap.add_argument("--rows", type=int, default=300)
     ap.add_argument("--ref-cols", type=int, default=20)
     args = ap.parse_args()
+    print(machine_report())
     if args.part in ("spot", "all"):
         bench_spot(args)
     if args.part in ("memmap", "all"):

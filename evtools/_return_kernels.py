@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._parallel import parallel_kernel
+
 from ._gpd_kernels import _expm1_ratio, _log1p_ratio, gpd_observed_info
 from ._status import OK
 
@@ -44,7 +46,7 @@ def relative_cov(y, sigma, xi):
     return i_xx / det, -i_sx / det, i_ss / det
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def relative_cov_block(S, t, n_exceed, sigma, xi, status):
     """:func:`relative_cov` of each column of a block whose ``n_exceed`` largest values end it.
 
@@ -82,7 +84,7 @@ def _f_series(a):
     return (a * math.exp(a) - math.expm1(a)) / (a * a)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def delta_return_levels(m, z_crit, t, n_exceed, n_samples, sigma, xi, rel_cov, status):
     """Return levels with delta-method intervals (Coles 2001, section 4.3.3).
 
@@ -338,7 +340,7 @@ def profile_interval(y, mode, psi_hat, L, xi_hat, sigma_hat, loglik_hat, half_ch
     return lower, upper
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def profile_return_levels(S, t, n_exceed, m, n_samples, sigma, xi, loglik, status, half_chi2, step):
     """Profile-likelihood intervals of the return levels of a block of columns.
 

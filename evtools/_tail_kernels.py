@@ -1,18 +1,23 @@
 """numba kernels behind :class:`evtools.TailModel`: per-column fitting and scoring.
 
-Fitting works on a block of columns sorted ascending (Fortran order), so the
-threshold, the exceedances (the top of each column, already sorted) and the
-empirical body knots all come from one sort. Scoring walks the rows of a
-C-ordered matrix with ``prange``.
+Fitting works on a block of columns copied into the rows of a C-ordered
+buffer, in any order: :func:`select_block` selects the few order statistics
+a column's model needs (the threshold's, the body knots') with an
+introselect and sorts only the exceedances; :func:`fit_block` fits them with
+the estimator compiled into it. Both are single-threaded ``nogil`` kernels
+that ``fit_tails`` runs in one thread per core (no ``parallel=True`` kernel to
+compile). Scoring walks the rows of a C-ordered matrix with ``prange``.
 """
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
-from ._parallel import parallel_kernel
 from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
-from ._gpd_kernels import METHODS, fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf  # noqa: F401 (METHODS: the registry, re-exported)
+from ._gpd_kernels import (METHODS, fit_by_code, gpd_loglik, gpd_logsf_scalar,  # noqa: F401 (METHODS: the registry)
+                           gpd_quantile_from_logsf, mle_fit, mom_fit, pwm_fit, pwmb_fit, zhang_fit)
+from ._parallel import parallel_kernel
 from ._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 
 # below this value of 1 + xi * y / sigma (bounded tails) the log-survival is
@@ -38,98 +43,328 @@ def fit_tail(y, method, min_exceed):
     return m, 0.0, -k * math.log(m) - k, status
 
 
-@njit(cache=True)
-def _first_index(col, t, strict):
-    """First index of the ascending ``col`` holding a value > t (strict) or >= t."""
-    lo = 0
-    hi = col.shape[0]
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if col[mid] < t or (strict and col[mid] == t):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+# --- the estimator chosen at compile time -------------------------------------------------
+# A kernel that took the method as a run-time integer would compile every
+# estimator on first use. `fit_block` instead takes a marker whose *type* names
+# the estimator (an integer type per method), so each compiled kernel holds only
+# its own estimator. `fit_tail` (SPOT, declustering) keeps the run-time integer.
+_MARKER_TYPES = (np.uint8, np.uint16, np.uint32, np.uint64, np.int8)  # indexed by METHODS' codes
+_ESTIMATORS = (None, pwm_fit, zhang_fit, mom_fit, pwmb_fit)  # the same order; code 0 is mle_fit
 
 
-@njit(cache=True)
-def _midp_survival(col, v, n_total):
-    """(#(x > v) + #(x == v) / 2) / n_total over the ascending ``col``."""
-    above = _first_index(col, v, True)
-    at_least = _first_index(col, v, False)
-    return (col.shape[0] - above + 0.5 * (above - at_least)) / n_total
+def estimator_marker(method):
+    """The value that selects ``method`` (a name of ``METHODS``) in :func:`fit_block`."""
+    return _MARKER_TYPES[METHODS[method]](0)
 
 
-@parallel_kernel
-def fit_sorted_block(S, t, method, min_exceed, n_total, n_knots):
-    """Fit the tails of a block of sorted columns.
+def _estimate(y, marker):
+    """``(sigma, xi, loglik, status)`` of the estimator named by the type of ``marker`` (numba only)."""
+    raise NotImplementedError("called from numba code only")
+
+
+@overload(_estimate, inline="always")
+def _estimate_impl(y, marker):
+    codes = {types.uint8: 0, types.uint16: 1, types.uint32: 2, types.uint64: 3, types.int8: 4}
+    if marker not in codes:
+        return None
+    method = codes[marker]
+    if method == 0:
+        return lambda y, marker: mle_fit(y)
+    fit = _ESTIMATORS[method]
+
+    def impl(y, marker):
+        sigma, xi, status = fit(y)
+        loglik = gpd_loglik(y, sigma, xi) if status == OK else np.nan
+        return sigma, xi, loglik, status
+    return impl
+
+
+@njit(cache=True, nogil=True)
+def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad, cvm):
+    """GPD fits of the exceedances left at the end of each row by :func:`select_block`.
 
     Parameters
     ----------
-    S : float32 or float64 (n_rows, B), Fortran order, each column ascending. When
-        ``n_rows < n_total`` the block holds only each column's largest values.
-    t : float64 (B,) thresholds.
-    method : int, one of METHODS' values.
+    T : float32 or float64 (B, n_rows), C order: row ``j`` ends with its
+        ``n_exceed[j]`` exceedances, ascending.
+    t : float64 (B,) thresholds; n_exceed : int64 (B,).
+    marker : from :func:`estimator_marker`.
     min_exceed : int, fewest exceedances for a GPD fit.
+    sigma, xi, loglik, ad, cvm : float64 (B,), status : int8 (B,), written
+        (rows without exceedances are left to :func:`select_block`).
+    """
+    B, n_rows = T.shape
+    for j in range(B):
+        k = n_exceed[j]
+        if k == 0:
+            continue
+        y = np.empty(k)  # the excesses, ascending
+        for i in range(k):
+            y[i] = np.float64(T[j, n_rows - k + i]) - t[j]
+        s = TOO_FEW
+        if k >= min_exceed:
+            s_, x_, l_, s = _estimate(y, marker)
+            if s == OK or s == XI_BOUNDARY:
+                sigma[j], xi[j], loglik[j], status[j] = s_, x_, l_, s
+                if k >= MIN_GOF_SIZE:
+                    ad[j], cvm[j] = ad_cvm_sorted(y, s_, x_)
+                continue
+        m = 0.0  # the exponential fallback of `fit_tail`
+        for i in range(k):
+            m += y[i]
+        m /= k
+        sigma[j], xi[j], loglik[j], status[j] = m, 0.0, -k * math.log(m) - k, s
+
+
+# --- order statistics by selection ---------------------------------------------------------
+_SMALL = 16  # segments this short are finished by insertion sort
+
+
+@njit(cache=True, nogil=True)
+def _insertion_sort(a, lo, hi):
+    for i in range(lo + 1, hi):
+        v = a[i]
+        m = i - 1
+        while m >= lo and a[m] > v:
+            a[m + 1] = a[m]
+            m -= 1
+        a[m + 1] = v
+
+
+@njit(cache=True, nogil=True)
+def _heapsort(a):
+    """Sort ``a`` in place in O(n log n) on any input (introselect's fallback)."""
+    n = a.shape[0]
+    start = n // 2
+    end = n
+    while True:
+        if start > 0:  # first build the max-heap ...
+            start -= 1
+        else:  # ... then move its top behind it, one by one
+            end -= 1
+            if end <= 0:
+                return
+            v = a[0]
+            a[0] = a[end]
+            a[end] = v
+        v = a[start]  # sift a[start] down the heap a[:end]
+        i = start
+        while True:
+            c = 2 * i + 1
+            if c >= end:
+                break
+            if c + 1 < end and a[c + 1] > a[c]:
+                c += 1
+            if a[c] <= v:
+                break
+            a[i] = a[c]
+            i = c
+        a[i] = v
+
+
+@njit(cache=True, nogil=True)
+def _partition_below(a, lo, hi, p, strict):
+    """Move the values of ``a[lo:hi]`` below ``p`` (``< p`` if strict, else ``<= p``) to the front.
+
+    Branch-free Lomuto partition (one swap per value, no unpredictable
+    branch); returns the end of the front part.
+    """
+    store = lo
+    for i in range(lo, hi):
+        v = a[i]
+        below = (v < p) if strict else (v <= p)
+        a[i] = a[store]
+        a[store] = v
+        store += below
+    return store
+
+
+@njit(cache=True, nogil=True)
+def select_ranks(a, ranks):
+    """Partially order ``a`` in place so that each ``a[r]``, ``r`` in ``ranks``, holds
+    the value a full sort would put there, with nothing larger before and nothing smaller after.
+
+    Introselect: quickselect with a median-of-three pivot and branch-free
+    partitions over every rank at once (values equal to the pivot, such as a
+    dead filter's zeros, are split off when a split comes out lopsided); a segment that has been split too often is sorted instead,
+    so the cost stays O(n log n) on any input. ``ranks``: int64, ascending,
+    inside ``[0, len(a))``.
+    """
+    n = a.shape[0]
+    if n <= 1 or ranks.size == 0:
+        return
+    max_depth = 2 * (int(math.log2(n)) + 1)
+    stack = np.empty((4 * (max_depth + 2) + 4 * ranks.size, 5), dtype=np.int64)
+    top = 0
+    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3], stack[0, 4] = 0, n, 0, ranks.size, 0
+    top = 1
+    while top > 0:
+        top -= 1
+        s_lo, s_hi, r_lo, r_hi, depth = stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4]
+        if r_lo >= r_hi or s_hi - s_lo <= 1:
+            continue
+        if s_hi - s_lo <= _SMALL:
+            _insertion_sort(a, s_lo, s_hi)
+            continue
+        if depth > max_depth:
+            _heapsort(a[s_lo:s_hi])
+            continue
+        x, y, z = a[s_lo], a[(s_lo + s_hi) // 2], a[s_hi - 1]
+        if x > y:
+            x, y = y, x
+        if y > z:
+            y = z
+            if x > y:
+                y = x
+        p = y  # median of three
+        lt = _partition_below(a, s_lo, s_hi, p, True)  # [s_lo, lt) < p <= [lt, s_hi)
+        gt = lt
+        if 8 * (lt - s_lo) < s_hi - s_lo:  # a lopsided split: peel off the ties with p
+            gt = _partition_below(a, lt, s_hi, p, False)  # [lt, gt) == p < [gt, s_hi)
+        m1 = r_lo
+        while m1 < r_hi and ranks[m1] < lt:
+            m1 += 1
+        m2 = m1
+        while m2 < r_hi and ranks[m2] < gt:
+            m2 += 1
+        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4] = s_lo, lt, r_lo, m1, depth + 1
+        top += 1
+        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4] = gt, s_hi, m2, r_hi, depth + 1
+        top += 1
+
+
+@njit(cache=True, nogil=True)
+def sort_all(a):
+    """Sort ``a`` in place: :func:`select_ranks` at every rank (no second sort to compile)."""
+    ranks = np.empty(a.shape[0], dtype=np.int64)
+    for i in range(ranks.shape[0]):
+        ranks[i] = i
+    select_ranks(a, ranks)
+
+
+@njit(cache=True, nogil=True)
+def _move_above(a, start, t):
+    """Move the values of ``a[start:]`` that exceed ``t`` to the end of ``a``; return their count."""
+    n = a.shape[0]
+    w = n
+    for i in range(n - 1, start - 1, -1):
+        if a[i] > t:
+            w -= 1
+            v = a[i]
+            a[i] = a[w]
+            a[w] = v
+    return n - w
+
+
+@njit(cache=True, nogil=True)
+def _knot_ranks(out, n_knots, r_top, r_low, first_kept):
+    """Write into ``out[:n_knots]`` the kept indices of the knots' ranks, ``r_low`` to ``r_top``."""
+    for i in range(n_knots):
+        out[i] = r_low + (i * (r_top - r_low)) // (n_knots - 1) - first_kept
+
+
+@njit(cache=True, nogil=True)
+def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma, xi, loglik,
+                 status, mass, knot_x, knot_sf, complete):
+    """Threshold, exceedances and empirical body knots of each row of ``T``, by selection.
+
+    Row ``j`` of ``T`` (a column of the matrix) is reordered in place: its
+    ``n_exceed[j]`` exceedances go to the end, sorted ascending (for
+    :func:`fit_block`); only the order statistics the model stores are
+    selected below them (:func:`select_ranks`), never a full sort. The
+    results equal, bit for bit, those computed from the sorted column.
+
+    Parameters
+    ----------
+    T : float32 or float64 (B, n_rows), C order, one matrix column per row, in
+        any order. When ``n_rows < n_total`` a row holds only the column's
+        largest values.
+    t : float64 (B,) thresholds: read when ``rank < 0``, else written.
+    rank, frac : the order-statistic rule's position among ``n_total``
+        (threshold ``x[rank] + frac * (x[rank + 1] - x[rank])``), or ``rank = -1``.
+    first_kept : int, ``n_total - n_rows``.
     n_total : int, the columns' full length.
     n_knots : int >= 2, body knots below the threshold.
-
-    Returns
-    -------
-    n_exceed (B,) int64, sigma, xi, loglik (B,) float64, status (B,) int8,
-    tail_mass (B,) float64, knot_x, knot_sf (B, n_knots + 1) float64,
-    complete_body (B,) bool, ad, cvm (B,) float64: Anderson-Darling and
-    Cramer-von Mises statistics of the fitted GPD (NaN without a GPD fit or
-    with fewer than MIN_GOF_SIZE exceedances).
+    n_exceed (B,) int64, mass (B,) float64, knot_x, knot_sf (B, n_knots + 1)
+    float64, complete (B,) bool: written. For rows without exceedances also
+    sigma = inf, xi = 0, loglik = NaN, status = CONSTANT.
     """
-    n_rows, B = S.shape
-    first_kept = n_total - n_rows
-    n_exceed = np.zeros(B, dtype=np.int64)
-    sigma = np.empty(B)
-    xi = np.empty(B)
-    loglik = np.empty(B)
-    status = np.empty(B, dtype=np.int8)
-    mass = np.empty(B)
-    knot_x = np.empty((B, n_knots + 1))
-    knot_sf = np.empty((B, n_knots + 1))
-    complete = np.empty(B, dtype=np.bool_)
-    ad = np.full(B, np.nan)
-    cvm = np.full(B, np.nan)
+    B, n_rows = T.shape
     floor_mass = 1.0 / (n_total + 1.0)
-    for j in prange(B):
-        col = S[:, j]
-        tj = t[j]
-        k = n_rows - _first_index(col, tj, True)
+    ranks = np.empty(n_knots, dtype=np.int64)
+    both = np.empty(n_knots + 1, dtype=np.int64)  # the knots' ranks and the rank above the threshold
+    for j in range(B):
+        col = T[j]
+        # --- the threshold and the exceedances
+        selected = -1  # the knots are already selected if the lower part ends here
+        if rank >= 0:
+            # one selection for the threshold's order statistics and the knots, placed as if
+            # nothing above x[rank] ties with the threshold (checked below)
+            r = rank - first_kept
+            _knot_ranks(both, n_knots, rank, first_kept, first_kept)
+            both[n_knots] = min(r + 1, n_rows - 1)
+            select_ranks(col, both)
+            tj = np.float64(col[r])
+            if frac != 0.0:
+                tj = tj + frac * (np.float64(col[r + 1]) - tj)
+            t[j] = tj
+            start = r + 1  # col[:r + 1] <= col[r] <= tj
+            selected = r + 1
+        else:
+            tj = t[j]
+            start = 0
+        k = _move_above(col, start, tj)
+        sort_all(col[n_rows - k:])
         n_exceed[j] = k
-        y = col[n_rows - k:] - tj  # ascending
-        # --- the tail above the threshold
+        low = n_rows - k  # col[:low] <= tj < col[low:]
+        # --- the empirical body: knots at ranks r_low..r_top, then the threshold
+        r_low = first_kept
+        r_top = n_total - k - 1
+        complete[j] = first_kept == 0
+        if r_top < r_low:  # every kept value exceeds the threshold
+            for i in range(n_knots):
+                knot_x[j, i] = tj
+                knot_sf[j, i] = 1.0
+            at_t_le = 0
+            at_t_lt = 0
+        else:
+            _knot_ranks(ranks, n_knots, r_top, r_low, first_kept)
+            if selected != low:  # ties at the threshold moved the lower part's end
+                select_ranks(col[:low], ranks)
+            # counts of values < v and <= v at each knot value v; equal knots share them
+            i = 0
+            while i < n_knots:
+                v = col[ranks[i]]
+                e = i
+                while e + 1 < n_knots and col[ranks[e + 1]] == v:
+                    e += 1
+                lo = 0 if i == 0 else ranks[i - 1] + 1
+                lt = lo
+                for m in range(lo, ranks[i]):
+                    lt += col[m] < v
+                if e == n_knots - 1:  # v is the largest value not above tj
+                    le = low
+                else:
+                    le = ranks[e] + 1
+                    for m in range(ranks[e] + 1, ranks[e + 1]):
+                        le += col[m] <= v
+                sf = (n_rows - le + 0.5 * (le - lt)) / n_total
+                for m in range(i, e + 1):
+                    knot_x[j, m] = v
+                    knot_sf[j, m] = sf
+                i = e + 1
+            at_t_le = low
+            at_t_lt = low if col[ranks[n_knots - 1]] < tj else lt  # lt of the top knot's value
+        knot_x[j, n_knots] = tj
+        knot_sf[j, n_knots] = (n_rows - at_t_le + 0.5 * (at_t_le - at_t_lt)) / n_total
         if k == 0:  # at most the mid-p survival at t, so that sf stays non-increasing
-            mass[j] = min(floor_mass, _midp_survival(col, tj, n_total))
+            mass[j] = min(floor_mass, knot_sf[j, n_knots])
             sigma[j] = np.inf
             xi[j] = 0.0
             loglik[j] = np.nan
             status[j] = CONSTANT  # the top of the column is flat: nothing above t to fit
         else:
             mass[j] = k / n_total
-            sigma[j], xi[j], loglik[j], status[j] = fit_tail(y, method, min_exceed)
-            if (status[j] == OK or status[j] == XI_BOUNDARY) and k >= MIN_GOF_SIZE:
-                ad[j], cvm[j] = ad_cvm_sorted(y, sigma[j], xi[j])
-        # --- the empirical body below (and at) the threshold
-        r_top = n_total - k - 1  # rank of the largest value not above t
-        r_low = first_kept
-        complete[j] = first_kept == 0
-        for i in range(n_knots):
-            if r_top < r_low:  # every kept value exceeds the threshold
-                knot_x[j, i] = tj
-                knot_sf[j, i] = 1.0
-                continue
-            r = r_low + (i * (r_top - r_low)) // (n_knots - 1)
-            v = col[r - first_kept]
-            knot_x[j, i] = v
-            knot_sf[j, i] = _midp_survival(col, v, n_total)
-        knot_x[j, n_knots] = tj
-        knot_sf[j, n_knots] = _midp_survival(col, tj, n_total)
-    return n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm
 
 
 @njit(cache=True)

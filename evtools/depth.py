@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ._errors import InvalidInputError
 from ._io import TableRecord
@@ -159,6 +158,8 @@ def depth_profile(ranks, layer_of_column, k=None):
     expected_share = n_filters / n_total
     observed_share = observed / top.size
     if layers.size > 1:
+        from scipy import stats  # loaded on use: importing evtools stays fast
+
         chi2, pvalue = stats.chisquare(observed, expected_share * top.size)
     else:
         chi2, pvalue = 0.0, 1.0

@@ -8,6 +8,7 @@ sample of exceedances. The math lives in the numba kernels of
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -28,46 +29,44 @@ __all__ = ["GPD", "GPDFit", "gpd_fit"]
 _SIG = ["float64(float64, float64, float64)"]
 
 
-@vectorize(_SIG, cache=True)
+@functools.cache
+def _ufunc(scalar):
+    """The float64 ufunc of a scalar function below, compiled (or loaded from numba's cache) on first use."""
+    return vectorize(_SIG, cache=True)(scalar)
+
+
 def _logsf(x, sigma, xi):
     return _k.gpd_logsf_scalar(x, sigma, xi)
 
 
-@vectorize(_SIG, cache=True)
 def _sf(x, sigma, xi):
     return math.exp(_k.gpd_logsf_scalar(x, sigma, xi))
 
 
-@vectorize(_SIG, cache=True)
 def _cdf(x, sigma, xi):
     return -math.expm1(_k.gpd_logsf_scalar(x, sigma, xi))
 
 
-@vectorize(_SIG, cache=True)
 def _logpdf(x, sigma, xi):
     return _k.gpd_logpdf_scalar(x, sigma, xi)
 
 
-@vectorize(_SIG, cache=True)
 def _pdf(x, sigma, xi):
     return math.exp(_k.gpd_logpdf_scalar(x, sigma, xi))
 
 
-@vectorize(_SIG, cache=True)
 def _isf(q, sigma, xi):
     if not (q >= 0.0 and q <= 1.0):
         return math.nan
     return _k.gpd_quantile_from_logsf(math.log(q), sigma, xi)
 
 
-@vectorize(_SIG, cache=True)
 def _ppf(p, sigma, xi):
     if not (p >= 0.0 and p <= 1.0):
         return math.nan
     return _k.gpd_quantile_from_logsf(math.log1p(-p), sigma, xi)
 
 
-@vectorize(_SIG, cache=True)
 def _from_exponential(e, sigma, xi):
     return _k.gpd_quantile_from_logsf(-e, sigma, xi)
 
@@ -160,31 +159,31 @@ class GPD:
 
     def pdf(self, x):
         """Density at ``x``; 0 outside the support (``+inf`` at the end point if ``xi < -1``)."""
-        return self._apply(_pdf, x, "x")
+        return self._apply(_ufunc(_pdf), x, "x")
 
     def logpdf(self, x):
         """Log density at ``x``; ``-inf`` outside the support."""
-        return self._apply(_logpdf, x, "x")
+        return self._apply(_ufunc(_logpdf), x, "x")
 
     def cdf(self, x):
         """``P(X <= x)``."""
-        return self._apply(_cdf, x, "x")
+        return self._apply(_ufunc(_cdf), x, "x")
 
     def sf(self, x):
         """Survival function ``P(X > x)``."""
-        return self._apply(_sf, x, "x")
+        return self._apply(_ufunc(_sf), x, "x")
 
     def logsf(self, x):
         """``log P(X > x)``: finite wherever it is representable, ``-inf`` beyond the end point."""
-        return self._apply(_logsf, x, "x")
+        return self._apply(_ufunc(_logsf), x, "x")
 
     def isf(self, q):
         """Inverse survival function: ``x`` with ``P(X > x) = q``; NaN for ``q`` outside [0, 1]."""
-        return self._apply(_isf, q, "q")
+        return self._apply(_ufunc(_isf), q, "q")
 
     def ppf(self, p):
         """Quantile function: ``x`` with ``P(X <= x) = p``; NaN for ``p`` outside [0, 1]."""
-        return self._apply(_ppf, p, "p")
+        return self._apply(_ufunc(_ppf), p, "p")
 
     def mean(self):
         """``sigma / (1 - xi)``; ``inf`` for ``xi >= 1``."""
@@ -236,7 +235,7 @@ class GPD:
             ) from exc
         e = check_random_state(random_state).standard_exponential(shape)
         with np.errstate(over="ignore"):  # heavy tails: draws beyond 1.8e308 are inf
-            return _scalar_or_array(np.asarray(_from_exponential(e, sigma, xi)))
+            return _scalar_or_array(np.asarray(_ufunc(_from_exponential)(e, sigma, xi)))
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
 
 from ._errors import InvalidInputError
 from ._io import TableRecord
@@ -143,6 +142,8 @@ def _shapiro_coefficients(n):
 
 def _shapiro(S):
     """Shapiro-Wilk W and p-value of each sorted column of ``S`` (n >= 3, non-constant)."""
+    from scipy import special  # scipy loads on use, not with the package
+
     n = S.shape[0]
     coef = _shapiro_coefficients(n)
     coef -= coef.mean()
@@ -179,6 +180,7 @@ def _shapiro(S):
 
 def _lilliefors(S):
     """Lilliefors' Kolmogorov-Smirnov statistic and table p-value of each sorted column."""
+    from scipy import stats
     from statsmodels.stats._lilliefors import get_lilliefors_table  # the table behind lilliefors()
 
     n = S.shape[0]
@@ -204,11 +206,15 @@ def _anderson(G):
 
 
 def _dagostino(G):
+    from scipy import stats
+
     res = stats.normaltest(G, axis=0)
     return res.statistic, res.pvalue
 
 
 def _jarque_bera(G):
+    from scipy import stats
+
     res = stats.jarque_bera(G, axis=0)
     return res.statistic, res.pvalue
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import prange
-from scipy import special
 
 from ._errors import InvalidInputError, NotFittedError
 from ._files import SavedFile, save_npz
@@ -414,7 +413,9 @@ class ZScoreSaliency(_ParameterSaliency):
 
     @staticmethod
     def _pvalue_of_score(score):
-        return special.ndtr(-score)
+        from scipy.special import ndtr  # scipy loads on first use, not with the package
+
+        return ndtr(-score)
 
     def save(self, path):
         """Write the fitted statistics to an ``.npz`` file, atomically; read back with :func:`load_saliency`.

@@ -13,7 +13,7 @@ import numpy as np
 from . import _decluster_kernels as DK
 from . import _return_kernels as RK
 from . import _tail_kernels as K
-from ._blocks import sorted_column_blocks
+from ._blocks import column_blocks, thread_slices
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz
@@ -23,7 +23,7 @@ from .calibration import DEFAULT_LEVELS, calibration
 from .declustering import check_run
 from .gof import _check_pvalue, pvalues
 from .return_levels import return_levels
-from .threshold import Fixed, Quantile, ThresholdRule, as_rule
+from .threshold import Fixed, Quantile, ThresholdRule, _OrderStatisticRule, as_rule
 
 MAX_KNOTS = 2**16
 """Most body knots per column (``n_knots``)."""
@@ -38,8 +38,10 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     G : array_like, shape (n_samples, n_filters)
         Reference values, float32 or float64 (other dtypes are converted).
         NaN and inf are rejected. ``G`` is never copied whole: columns are
-        sorted block by block in their own dtype (float32 stays float32) and
-        fitted in float64. A Dask array is fitted by column blocks on the
+        copied block by block in their own dtype (float32 stays float32), the
+        order statistics the model needs are selected there (a full sort only
+        for rules that read whole sorted columns, such as ForwardStop) and the
+        exceedances are fitted in float64. A Dask array is fitted by column blocks on the
         current Dask scheduler and gives the same model (see ``docs/streaming.md``).
     threshold : ThresholdRule, float or array_like of shape (n_filters,), default ``Quantile(0.98)``
         How each column's threshold is chosen. A number, or one number per
@@ -98,40 +100,54 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         return fit_tails_dask(G, threshold=rule, method=method, min_exceed=int(min_exceed),
                               n_samples=n_samples, n_knots=int(n_knots), block_size=block_size,
                               decluster=decluster)
-    parts = []
-    for j0, j1, S in sorted_column_blocks(G, block_size, progress=progress, desc="fit_tails"):
-        t = np.ascontiguousarray(rule.for_columns(j0, j1).thresholds_from_sorted(S, n_total), dtype=np.float64)
-        # when declustering, the sorted block gives only thresholds and body (an impossible
-        # min_exceed skips its GPD fits); the tails come from the time-ordered columns
-        fit = K.fit_sorted_block(S, t, K.METHODS[method], n_rows + 1 if run else int(min_exceed),
-                                 n_total, int(n_knots))
+    t = np.empty(F)
+    n_exceed = np.empty(F, dtype=np.int64)
+    sigma, xi, loglik = np.empty(F), np.empty(F), np.empty(F)
+    status = np.empty(F, dtype=np.int8)
+    mass = np.empty(F)
+    knot_x, knot_sf = np.empty((F, n_knots + 1)), np.empty((F, n_knots + 1))
+    complete = np.empty(F, dtype=bool)
+    ad, cvm = np.full(F, np.nan), np.full(F, np.nan)
+    above = n_exceed if run is None else np.empty(F, dtype=np.int64)
+    rel_cov = np.full((F, 3), np.nan)
+    marker = K.estimator_marker(method)
+    # when declustering, the selection gives only thresholds and body (an impossible
+    # min_exceed skips its GPD fits); the tails come from the time-ordered columns
+    fit_min = n_rows + 1 if run else int(min_exceed)
+    # Quantile and TopK need a few order statistics per column: selected, not sorted.
+    # Other rules (ForwardStop, Fixed) read whole sorted columns.
+    by_rank = isinstance(rule, _OrderStatisticRule)
+    rank, frac = rule.kept_position(n_rows, n_total) if by_rank else (-1, 0.0)
+    for j0, j1, T in column_blocks(G, block_size, sort=not by_rank, progress=progress, desc="fit_tails"):
+        c = slice(j0, j1)
+        if not by_rank:
+            t[c] = rule.for_columns(j0, j1).thresholds_from_sorted(T.T, n_total)
+
+        def fit(a, b, j0=j0, T=T):
+            s = slice(j0 + a, j0 + b)
+            K.select_block(T[a:b], t[s], rank, frac, n_total - n_rows, n_total, int(n_knots),
+                           n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
+                           knot_x[s], knot_sf[s], complete[s])
+            K.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min,
+                        sigma[s], xi[s], loglik[s], status[s], ad[s], cvm[s])
+        thread_slices(j1 - j0, fit)
+        exceedances = T.T  # each column ends with its exceedances
         if run:
-            fit = _declustered(fit, G[:, j0:j1], t, run, method, min_exceed, n_total)
-            exceedances = _cluster_maxima_block(G[:, j0:j1], t, run, fit[0])
-        else:
-            fit, exceedances = fit + (fit[0],), S
-        cov = (RK.relative_cov_block(exceedances, t, fit[0], fit[1], fit[2], fit[4]) if method == "mle"
-               else np.full((t.size, 3), np.nan))
-        parts.append((t, *fit, cov))
-    t, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm, above, rel_cov = (
-        np.concatenate(c, axis=0) for c in zip(*parts))
+            n_clusters, above[c], *tail = DK.fit_clusters_block(G[:, c], t[c], run, K.METHODS[method],
+                                                                int(min_exceed), n_total)
+            has = n_clusters > 0  # columns without exceedances keep the selection's CONSTANT tail
+            for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
+                old[c][has] = new[has]
+            n_exceed[c] = n_clusters
+            exceedances = _cluster_maxima_block(G[:, c], t[c], run, n_clusters)
+        if method == "mle":
+            rel_cov[c] = RK.relative_cov_block(exceedances, t[c], n_exceed[c], sigma[c], xi[c], status[c])
     return TailModel(
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
         ad_stat=ad, cvm_stat=cvm, n_above=above, rel_cov=rel_cov,
         n_samples=n_total, method=method, rule=rule, min_exceed=int(min_exceed), decluster=run,
     )
-
-
-def _declustered(fit, X, t, run, method, min_exceed, n_total):
-    """``fit_sorted_block``'s results with the tails refitted to the cluster maxima of ``X``'s columns."""
-    n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm = fit
-    n_clusters, n_above, *tail = DK.fit_clusters_block(X, t, run, K.METHODS[method], int(min_exceed),
-                                                      n_total)
-    has = n_clusters > 0  # columns without exceedances keep fit_sorted_block's CONSTANT tail
-    for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
-        old[has] = new[has]
-    return n_clusters, sigma, xi, loglik, status, mass, knot_x, knot_sf, complete, ad, cvm, n_above
 
 
 def _cluster_maxima_block(X, t, run, n_clusters):

@@ -7,9 +7,10 @@ are its values strictly greater than its threshold; the excess is
 exceedances, whatever the rule, so a rule may leave fewer exceedances than
 its nominal count when the column has ties at the threshold.
 
-Rules work on columns that are already sorted ascending (``fit_tails`` sorts
-each block of columns once and shares the sort between the threshold, the
-exceedances and the empirical body), through ``thresholds_from_sorted``.
+Rules work on columns that are already sorted ascending, through
+``thresholds_from_sorted``. ``Quantile`` and ``TopK`` place the threshold
+between two order statistics (``position``), so ``fit_tails`` selects those
+instead of sorting; other rules (ForwardStop) get sorted blocks of columns.
 """
 from __future__ import annotations
 
@@ -101,16 +102,25 @@ class _OrderStatisticRule(ThresholdRule):
         """``(rank, frac)``: threshold = x[rank] + frac * (x[rank + 1] - x[rank]), 0-based ascending."""
         raise NotImplementedError
 
-    def thresholds_from_sorted(self, S, n_samples=None):
-        n_rows = S.shape[0]
+    def kept_position(self, n_rows, n_samples=None):
+        """``(rank, frac)`` of :meth:`position`, checked against the ``n_rows`` largest values kept.
+
+        ``n_samples`` is the columns' full length (default ``n_rows``); the
+        rank counts from the smallest of all ``n_samples`` values.
+        """
         n = n_rows if n_samples is None else check_int(n_samples, "n_samples")
         rank, frac = self.position(n)
-        first_kept = n - n_rows  # rank of S[0] among all n samples
-        if rank < first_kept:
+        if rank < n - n_rows:
             raise InvalidInputError(
                 f"{self!r} needs order statistic {rank} of {n}, but only the largest "
                 f"{n_rows} values per column are available; keep more values (a larger k)"
             )
+        return rank, frac
+
+    def thresholds_from_sorted(self, S, n_samples=None):
+        n_rows = S.shape[0]
+        rank, frac = self.kept_position(n_rows, n_samples)
+        first_kept = (n_rows if n_samples is None else int(n_samples)) - n_rows  # rank of S[0]
         lo = S[rank - first_kept].astype(np.float64)
         if frac == 0.0:
             return lo
