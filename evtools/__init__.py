@@ -6,7 +6,7 @@ adapters live beside it: ``evtools_torch`` for PyTorch.
 ``import evtools`` is cheap: each public name is imported from its submodule
 on first use (``ev.fit_tails``, ``from evtools import fit_tails``), so scipy,
 statsmodels and numba load only when something needs them. A new public name
-is one line in :data:`_EXPORTS`.
+is one line in ``_EXPORTS``.
 """
 import importlib
 

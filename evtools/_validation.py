@@ -12,7 +12,7 @@ import numpy as np
 from numba import prange
 
 from ._errors import InvalidInputError
-from ._parallel import parallel_kernel
+from ._kernels.parallel import parallel_kernel
 
 FLOAT_DTYPES = (np.float32, np.float64)
 

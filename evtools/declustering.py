@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _decluster_kernels as K
+from ._kernels import decluster as decluster_kernels
 from ._errors import InvalidInputError
 from ._validation import _as_float_array, as_matrix
 from .threshold import ThresholdRule
@@ -139,8 +139,8 @@ def decluster(x, threshold, run=1, *, time=None):
     """
     run = check_run(run)
     X, t, time, was_1d = _prepare(x, threshold, time)
-    n_exceed, n_clusters = K.count_clusters(X, t, time, run)
-    index, maxima = K.cluster_maxima(X, t, time, run, int(n_clusters.max(initial=0)))
+    n_exceed, n_clusters = decluster_kernels.count_clusters(X, t, time, run)
+    index, maxima = decluster_kernels.cluster_maxima(X, t, time, run, int(n_clusters.max(initial=0)))
     if was_1d:
         return Clusters(index=index[:, 0], maxima=maxima[:, 0], n_clusters=int(n_clusters[0]),
                         n_exceed=int(n_exceed[0]), threshold=float(t[0]), run=run)
@@ -180,5 +180,5 @@ def extremal_index(x, threshold, method="intervals", *, run=None, time=None):
     if run is not None or time is not None:
         raise InvalidInputError("the intervals estimator takes no run or time: it needs equally spaced rows")
     X, t, _, was_1d = _prepare(x, threshold, None)
-    theta = K.intervals_columns(X, t)
+    theta = decluster_kernels.intervals_columns(X, t)
     return float(theta[0]) if was_1d else theta

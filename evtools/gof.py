@@ -16,7 +16,7 @@ to a p-value are offered:
     Asymptotic critical values of Choulakian & Stephens (2001, Technometrics
     43(4), Table 2) for both parameters estimated, interpolated in the fitted
     shape ``xi`` and in the log-odds of the significance level (see
-    :mod:`evtools._gof_tables` for the table, its sign convention and what was
+    :mod:`evtools._kernels.gof_tables` for the table, its sign convention and what was
     checked). The tables hold for maximum-likelihood estimates only: for
     any other estimator (``estimator="pwm"``, ``"pwmb"``, ``"zhang"``,
     ``"mom"``) the statistic has another null distribution, and the table
@@ -45,15 +45,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _gof_kernels as K
-from . import _gpd_kernels as GPDK
+from ._kernels import gof as gof_kernels
+from ._kernels import gpd as gpd_kernels
 from ._errors import InvalidInputError
 from ._validation import (_as_float_array, as_sample, check_choice, check_names, check_random_state,
                           positive_int)
 
 TESTS = ("ad", "cvm")
 PVALUE_METHODS = ("table", "bootstrap")
-_CRIT = {"ad": K.AD_CRIT, "cvm": K.CVM_CRIT}
+_CRIT = {"ad": gof_kernels.AD_CRIT, "cvm": gof_kernels.CVM_CRIT}
 _NAMES = {"ad": "Anderson-Darling A2", "cvm": "Cramer-von Mises W2"}
 
 
@@ -80,11 +80,11 @@ def _check_params(sigma, xi):
 
 
 def check_estimator(estimator):
-    """The estimator's code in ``_gpd_kernels.METHODS``, or InvalidInputError."""
-    if not isinstance(estimator, str) or estimator not in GPDK.METHODS:
-        raise InvalidInputError(f"estimator must be one of {sorted(GPDK.METHODS)} (the method "
+    """The estimator's code in ``_kernels.gpd.METHODS``, or InvalidInputError."""
+    if not isinstance(estimator, str) or estimator not in gpd_kernels.METHODS:
+        raise InvalidInputError(f"estimator must be one of {sorted(gpd_kernels.METHODS)} (the method "
                                 f"that fitted sigma and xi), got {estimator!r}")
-    return GPDK.METHODS[estimator]
+    return gpd_kernels.METHODS[estimator]
 
 
 def pvalues(ad, cvm, counts, sigma, xi, estimator, pvalue, n_boot, random_state):
@@ -98,10 +98,10 @@ def pvalues(ad, cvm, counts, sigma, xi, estimator, pvalue, n_boot, random_state)
         if estimator != "mle":  # the tables hold for maximum likelihood only
             nan = np.full(ad.shape, np.nan)
             return nan, nan.copy(), None
-        return K.table_pvalues(ad, xi, K.AD_CRIT), K.table_pvalues(cvm, xi, K.CVM_CRIT), None
-    n_tasks = -(-n_boot // K.BOOT_CHUNK)
+        return gof_kernels.table_pvalues(ad, xi, gof_kernels.AD_CRIT), gof_kernels.table_pvalues(cvm, xi, gof_kernels.CVM_CRIT), None
+    n_tasks = -(-n_boot // gof_kernels.BOOT_CHUNK)
     seeds = check_random_state(random_state).integers(0, 2**31 - 1, size=(ad.shape[0], n_tasks))
-    ge_ad, ge_cvm, valid = (a.sum(axis=1) for a in K.bootstrap_columns(
+    ge_ad, ge_cvm, valid = (a.sum(axis=1) for a in gof_kernels.bootstrap_columns(
         np.ascontiguousarray(counts, dtype=np.int64), sigma, xi, ad, cvm, code, n_boot, seeds))
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = valid > 0
@@ -196,17 +196,17 @@ def gpd_gof(x, sigma, xi, *, test=("ad", "cvm"), pvalue="table", n_boot=999, ran
     check_estimator(estimator)
     sigma, xi = _check_params(sigma, xi)
     y = as_sample(x, "x")
-    if y.size < K.MIN_GOF_SIZE:
+    if y.size < gof_kernels.MIN_GOF_SIZE:
         raise InvalidInputError(
             f"x has {y.size} exceedance(s); a goodness-of-fit test needs at least "
-            f"{K.MIN_GOF_SIZE} (about 25 for accurate table p-values): lower the threshold"
+            f"{gof_kernels.MIN_GOF_SIZE} (about 25 for accurate table p-values): lower the threshold"
         )
     if y.min() < 0:
         raise InvalidInputError(
             f"x holds a negative value ({y.min()}); pass excesses over the threshold (x - u for x > u)"
         )
     y = np.sort(y)
-    ad, cvm = K.ad_cvm_sorted(y, sigma, xi)
+    ad, cvm = gof_kernels.ad_cvm_sorted(y, sigma, xi)
     stats = {"ad": ad, "cvm": cvm}
     p_ad, p_cvm, valid = pvalues(np.array([ad]), np.array([cvm]), np.array([y.size]), np.array([sigma]),
                                  np.array([xi]), estimator, pvalue, n_boot, random_state)
@@ -277,6 +277,6 @@ def gof_columns(Y, counts, sigma, xi, pvalue="table", *, n_boot=999, random_stat
         raise InvalidInputError(
             f"Y[{i}, {j}] = {Y[i, j]} is not a finite excess >= 0; exceedances must be x - u for x > u"
         )
-    ad, cvm = K.ad_cvm_columns(Y, counts, sigma, xi)
+    ad, cvm = gof_kernels.ad_cvm_columns(Y, counts, sigma, xi)
     p_ad, p_cvm, _ = pvalues(ad, cvm, counts, sigma, xi, estimator, pvalue, n_boot, random_state)
     return {"ad_stat": ad, "ad_pvalue": p_ad, "cvm_stat": cvm, "cvm_pvalue": p_cvm}

@@ -3,7 +3,7 @@
 :class:`GPD` is a vectorised GPD with location 0, equal to
 ``scipy.stats.genpareto(xi, loc=0, scale=sigma)``; :func:`gpd_fit` fits one
 sample of exceedances. The math lives in the numba kernels of
-``evtools._gpd_kernels``, which column-wise code calls directly.
+``evtools._kernels.gpd``, which column-wise code calls directly.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 from numba import vectorize
 from scipy import stats
 
-from . import _gpd_kernels as _k
-from . import _return_kernels as _rk
+from ._kernels import gpd as gpd_kernels
+from ._kernels import return_levels as return_kernels
 from ._errors import InvalidInputError
 from ._status import OK, XI_BOUNDARY, Status
 from ._validation import _as_float_array, as_sample, check_int, check_probability, check_random_state
@@ -36,39 +36,39 @@ def _ufunc(scalar):
 
 
 def _logsf(x, sigma, xi):
-    return _k.gpd_logsf_scalar(x, sigma, xi)
+    return gpd_kernels.gpd_logsf_scalar(x, sigma, xi)
 
 
 def _sf(x, sigma, xi):
-    return math.exp(_k.gpd_logsf_scalar(x, sigma, xi))
+    return math.exp(gpd_kernels.gpd_logsf_scalar(x, sigma, xi))
 
 
 def _cdf(x, sigma, xi):
-    return -math.expm1(_k.gpd_logsf_scalar(x, sigma, xi))
+    return -math.expm1(gpd_kernels.gpd_logsf_scalar(x, sigma, xi))
 
 
 def _logpdf(x, sigma, xi):
-    return _k.gpd_logpdf_scalar(x, sigma, xi)
+    return gpd_kernels.gpd_logpdf_scalar(x, sigma, xi)
 
 
 def _pdf(x, sigma, xi):
-    return math.exp(_k.gpd_logpdf_scalar(x, sigma, xi))
+    return math.exp(gpd_kernels.gpd_logpdf_scalar(x, sigma, xi))
 
 
 def _isf(q, sigma, xi):
     if not (q >= 0.0 and q <= 1.0):
         return math.nan
-    return _k.gpd_quantile_from_logsf(math.log(q), sigma, xi)
+    return gpd_kernels.gpd_quantile_from_logsf(math.log(q), sigma, xi)
 
 
 def _ppf(p, sigma, xi):
     if not (p >= 0.0 and p <= 1.0):
         return math.nan
-    return _k.gpd_quantile_from_logsf(math.log1p(-p), sigma, xi)
+    return gpd_kernels.gpd_quantile_from_logsf(math.log1p(-p), sigma, xi)
 
 
 def _from_exponential(e, sigma, xi):
-    return _k.gpd_quantile_from_logsf(-e, sigma, xi)
+    return gpd_kernels.gpd_quantile_from_logsf(-e, sigma, xi)
 
 
 def _as_param(value, name):
@@ -325,9 +325,9 @@ class GPDFit:
         y = np.ascontiguousarray(self.sample, dtype=np.float64)
         step_s = self.se_sigma if np.isfinite(self.se_sigma) else 0.5 * self.sigma
         step_x = self.se_xi if np.isfinite(self.se_xi) else 0.1
-        s_lo, s_hi = _rk.profile_interval(y, _rk.PROF_SIGMA, self.sigma, 1.0, self.xi, self.sigma,
+        s_lo, s_hi = return_kernels.profile_interval(y, return_kernels.PROF_SIGMA, self.sigma, 1.0, self.xi, self.sigma,
                                           self.loglik, half, step_s, 0.0)
-        x_lo, x_hi = _rk.profile_interval(y, _rk.PROF_XI, self.xi, 1.0, self.xi, self.sigma,
+        x_lo, x_hi = return_kernels.profile_interval(y, return_kernels.PROF_XI, self.xi, 1.0, self.xi, self.sigma,
                                           self.loglik, half, step_x, -1.0)
         return {"sigma": (float(s_lo), float(s_hi)), "xi": (float(x_lo), float(x_hi))}
 
@@ -351,7 +351,7 @@ class GPDFit:
         )
 
 
-METHODS = tuple(_k.METHODS)  #: the estimators' names (the registry is ``_gpd_kernels.METHODS``)
+METHODS = tuple(gpd_kernels.METHODS)  #: the estimators' names (the registry is ``_kernels.gpd.METHODS``)
 
 
 def _mle_relative_cov(y, sigma, xi):
@@ -362,7 +362,7 @@ def _mle_relative_cov(y, sigma, xi):
     """
     if not xi > -0.5:
         return np.full((2, 2), np.nan)
-    i_ss, i_sx, i_xx = _k.gpd_observed_info(y / sigma, 1.0, xi)
+    i_ss, i_sx, i_xx = gpd_kernels.gpd_observed_info(y / sigma, 1.0, xi)
     det = i_ss * i_xx - i_sx * i_sx
     if not (i_ss > 0 and i_xx > 0 and det > 1e-12 * i_ss * i_xx):
         return np.full((2, 2), np.nan)
@@ -429,7 +429,7 @@ def gpd_fit(x, method="mle"):
             "(values minus the threshold, all >= 0)"
         )
     rel_cov = np.full((2, 2), np.nan)
-    sigma, xi, loglik, status = _k.fit_by_code(y, _k.METHODS[method])
+    sigma, xi, loglik, status = gpd_kernels.fit_by_code(y, gpd_kernels.METHODS[method])
     if method == "mle" and status == OK:
         rel_cov = _mle_relative_cov(y, sigma, xi)
     status = Status(status)

@@ -8,7 +8,7 @@ threshold ``u`` (Coles 2001, section 4.3.3)::
 
 with ``zeta`` the exceedance rate. :meth:`evtools.TailModel.return_level`
 computes it for all columns with intervals by the delta method or by
-profile likelihood; the kernels are in ``evtools._return_kernels``.
+profile likelihood; the kernels are in ``evtools._kernels.return_levels``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import math
 import numpy as np
 from scipy import stats
 
-from . import _return_kernels as RK
+from ._kernels import return_levels as return_kernels
 from ._blocks import sorted_column_blocks
 from ._errors import InvalidInputError
 from ._status import Status
@@ -125,7 +125,7 @@ def return_levels(model, period, alpha=0.05, method="delta", per_year=None, G=No
             "TailModel.isf(1 / m) for the estimate alone")
     estimate = model.isf(1.0 / m)
     z = float(stats.norm.isf(alpha / 2))
-    _, se, lower, upper = RK.delta_return_levels(
+    _, se, lower, upper = return_kernels.delta_return_levels(
         m, z, model.threshold, model.n_exceed, float(model.n_samples), model.sigma, model.xi,
         np.ascontiguousarray(model.rel_cov), model.status)
     if method == "profile":
@@ -153,7 +153,7 @@ def _profile(model, G, m, half_chi2, se):
             raise InvalidInputError(
                 f"G is not the matrix this model was fitted to: column {j} has {counts[j - j0]} values "
                 f"above its threshold, the model {model.n_exceed[j]}; pass the reference matrix")
-        lower[j0:j1], upper[j0:j1] = RK.profile_return_levels(
+        lower[j0:j1], upper[j0:j1] = return_kernels.profile_return_levels(
             S, t, k, m, float(model.n_samples), model.sigma[j0:j1], model.xi[j0:j1],
             model.loglik[j0:j1], model.status[j0:j1], half_chi2, se[j0:j1])
     return lower, upper

@@ -28,7 +28,7 @@ from numba import prange
 from ._errors import InvalidInputError, NotFittedError
 from ._files import SavedFile, save_npz
 from ._io import TableRecord
-from ._parallel import parallel_kernel
+from ._kernels.parallel import parallel_kernel
 from ._validation import as_matrix, check_columns, check_probability
 from .normality import check_correction, correct_pvalues
 from .tails import TailModel, fit_tails

@@ -9,7 +9,7 @@ the mean of the last ``depth`` normal values, so that it follows drift.
 
 :class:`SPOT` and :class:`DSPOT` run one such detector per column of a
 matrix (one column per unit: a filter, a neuron), all at once: rows arrive
-with :meth:`SPOT.update`, the numba kernels in :mod:`evtools._spot_kernels`
+with :meth:`SPOT.update`, the numba kernels in :mod:`evtools._kernels.spot`
 walk the columns in parallel and refit the GPD only where a new peak arrived.
 """
 from __future__ import annotations
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _spot_kernels as SK
+from ._kernels import spot as spot_kernels
 from ._errors import InvalidInputError, NotFittedError
 from ._files import SavedFile, save_npz
 from ._io import TableRecord
 from ._status import Status
-from ._tail_kernels import METHODS
+from ._kernels.tails import METHODS
 from ._validation import (INT_MAX, as_matrix, check_choice, check_columns, check_finite, check_int,
                           check_probability)
 from .threshold import Fixed, Quantile, ThresholdRule
@@ -210,7 +210,7 @@ class SPOT:
         capacity = max(_MIN_CAPACITY, 1 << int((T > t[:, None]).sum(axis=1).max()).bit_length())
         q, method, min_exceed = self._kernel_args()
         (self._peaks, self.n_peaks_, self.sigma_, self.xi_, self.status_,
-         self.z_q_) = SK.calibrate(T, t, q, method, min_exceed, capacity)
+         self.z_q_) = spot_kernels.calibrate(T, t, q, method, min_exceed, capacity)
         n_cols = XT.shape[0]
         self.threshold_ = t
         self.n_obs_ = np.full(n_cols, T.shape[1], dtype=np.int64)
@@ -267,7 +267,7 @@ class SPOT:
             alarm = np.empty(chunk.shape, dtype=np.bool_)
             z_out = np.empty(chunk.shape)
             m_out = np.empty(chunk.shape if self.depth else (0, 0))
-            SK.stream(chunk, q, method, min_exceed, int(self.refit_every), self.threshold_,
+            spot_kernels.stream(chunk, q, method, min_exceed, int(self.refit_every), self.threshold_,
                       self._peaks, self.n_peaks_, self.n_obs_, self._pending, self.sigma_,
                       self.xi_, self.status_, self.z_q_, self._window, self._head,
                       alarm, z_out, m_out)
@@ -412,4 +412,4 @@ class DSPOT(SPOT):
 
     def _calibration_values(self, XT):
         d = int(self.depth)
-        return SK.drift_residuals(XT, d), np.ascontiguousarray(XT[:, -d:])
+        return spot_kernels.drift_residuals(XT, d), np.ascontiguousarray(XT[:, -d:])

@@ -10,9 +10,9 @@ import json
 import math
 import numpy as np
 
-from . import _decluster_kernels as DK
-from . import _return_kernels as RK
-from . import _tail_kernels as K
+from ._kernels import decluster as decluster_kernels
+from ._kernels import return_levels as return_kernels
+from ._kernels import tails as tail_kernels
 from ._blocks import column_blocks, thread_slices
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
@@ -82,7 +82,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     """
     G = as_dask_matrix(G, "G") if is_dask_array(G) else as_matrix(G, "G")
     rule = as_rule(threshold, Quantile(0.98))
-    method = check_choice(method, "method", tuple(K.METHODS))
+    method = check_choice(method, "method", tuple(tail_kernels.METHODS))
     min_exceed = check_int(min_exceed, "min_exceed", low=2)
     n_knots = check_int(n_knots, "n_knots", low=2, high=MAX_KNOTS)
     block_size = check_int(block_size, "block_size", none_ok=True)
@@ -110,7 +110,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     ad, cvm = np.full(F, np.nan), np.full(F, np.nan)
     above = n_exceed if run is None else np.empty(F, dtype=np.int64)
     rel_cov = np.full((F, 3), np.nan)
-    marker = K.estimator_marker(method)
+    marker = tail_kernels.estimator_marker(method)
     # when declustering, the selection gives only thresholds and body (an impossible
     # min_exceed skips its GPD fits); the tails come from the time-ordered columns
     fit_min = n_rows + 1 if run else int(min_exceed)
@@ -125,15 +125,15 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
 
         def fit(a, b, j0=j0, T=T):
             s = slice(j0 + a, j0 + b)
-            K.select_block(T[a:b], t[s], rank, frac, n_total - n_rows, n_total, int(n_knots),
+            tail_kernels.select_block(T[a:b], t[s], rank, frac, n_total - n_rows, n_total, int(n_knots),
                            n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
                            knot_x[s], knot_sf[s], complete[s])
-            K.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min,
+            tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min,
                         sigma[s], xi[s], loglik[s], status[s], ad[s], cvm[s])
         thread_slices(j1 - j0, fit)
         exceedances = T.T  # each column ends with its exceedances
         if run:
-            n_clusters, above[c], *tail = DK.fit_clusters_block(G[:, c], t[c], run, K.METHODS[method],
+            n_clusters, above[c], *tail = decluster_kernels.fit_clusters_block(G[:, c], t[c], run, tail_kernels.METHODS[method],
                                                                 int(min_exceed), n_total)
             has = n_clusters > 0  # columns without exceedances keep the selection's CONSTANT tail
             for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
@@ -141,7 +141,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
             n_exceed[c] = n_clusters
             exceedances = _cluster_maxima_block(G[:, c], t[c], run, n_clusters)
         if method == "mle":
-            rel_cov[c] = RK.relative_cov_block(exceedances, t[c], n_exceed[c], sigma[c], xi[c], status[c])
+            rel_cov[c] = return_kernels.relative_cov_block(exceedances, t[c], n_exceed[c], sigma[c], xi[c], status[c])
     return TailModel(
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
@@ -152,10 +152,10 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
 
 def _cluster_maxima_block(X, t, run, n_clusters):
     """The cluster maxima of ``X``'s columns, each column's ``n_clusters[j]`` ending it (Fortran order),
-    as :func:`evtools._return_kernels.relative_cov_block` reads them."""
+    as :func:`evtools._kernels.return_levels.relative_cov_block` reads them."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     time = np.arange(X.shape[0], dtype=np.float64)
-    _, maxima = DK.cluster_maxima(X, t, time, float(run), int(n_clusters.max(initial=0)))
+    _, maxima = decluster_kernels.cluster_maxima(X, t, time, float(run), int(n_clusters.max(initial=0)))
     return np.asfortranarray(np.sort(maxima, axis=0)[::-1])  # NaN padding first, maxima last
 
 
@@ -293,7 +293,7 @@ class TailModel:
             return logsf_dask(self, G)
         G = as_matrix(G, "G")
         check_columns(G, self.n_filters)
-        return K.logsf_matrix(np.ascontiguousarray(G), self.threshold, self.tail_mass,
+        return tail_kernels.logsf_matrix(np.ascontiguousarray(G), self.threshold, self.tail_mass,
                               self.sigma, self.xi, self.knot_x, self.knot_sf, self._left())
 
     def sf(self, G):
@@ -307,7 +307,7 @@ class TailModel:
     def isf(self, q):
         """Per column the level exceeded with probability ``q`` (SPOT's z_q), shape (n_filters,)."""
         q = check_probability(q, "q", open_high=False)
-        return K.isf_vector(q, self.threshold, self.tail_mass, self.sigma, self.xi,
+        return tail_kernels.isf_vector(q, self.threshold, self.tail_mass, self.sigma, self.xi,
                             self.knot_x, self.knot_sf)
 
     def gof(self, pvalue="table", *, n_boot=999, random_state=None):
@@ -465,7 +465,7 @@ class TailModel:
             f.check(key in meta, f"meta has no {key!r}")
         n = f.integer(meta["n_samples"], "n_samples", 1)
         min_exceed = f.integer(meta["min_exceed"], "min_exceed", 2)
-        f.check(meta["method"] in K.METHODS, f"unknown method {meta['method']!r}")
+        f.check(meta["method"] in tail_kernels.METHODS, f"unknown method {meta['method']!r}")
         try:
             rule = ThresholdRule.from_dict(meta["rule"])
         except Exception as exc:  # TypeError, AttributeError, InvalidInputError from a garbled spec

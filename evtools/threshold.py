@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _gof_kernels as _GK
+from ._kernels import gof as gof_kernels
 from ._blocks import sorted_column_blocks
 from ._errors import InvalidInputError
 from ._validation import as_matrix, check_int, check_probability
@@ -221,9 +221,9 @@ class ForwardStop(ThresholdRule):
         asymptotic; about 25 or more keeps them accurate).
     """
 
-    OK = _GK.FS_OK
-    ALL_REJECTED = _GK.FS_ALL_REJECTED
-    NO_CANDIDATE = _GK.FS_NO_CANDIDATE
+    OK = gof_kernels.FS_OK
+    ALL_REJECTED = gof_kernels.FS_ALL_REJECTED
+    NO_CANDIDATE = gof_kernels.FS_NO_CANDIDATE
 
     def __init__(self, alpha=0.1, candidates=None, test="ad", min_exceed=25):
         self.alpha = check_probability(alpha, "alpha")
@@ -243,7 +243,7 @@ class ForwardStop(ThresholdRule):
         if test not in ("ad", "cvm"):
             raise InvalidInputError(f"test must be 'ad' or 'cvm', got {test!r}")
         self.test = test
-        self.min_exceed = check_int(min_exceed, "min_exceed", low=_GK.MIN_GOF_SIZE)
+        self.min_exceed = check_int(min_exceed, "min_exceed", low=gof_kernels.MIN_GOF_SIZE)
 
     def _run(self, S, n_samples):
         n_rows = S.shape[0]
@@ -260,8 +260,8 @@ class ForwardStop(ThresholdRule):
             )
         S = np.asfortranarray(S, dtype=np.float64)
         use_ad = self.test == "ad"
-        return _GK.forwardstop_columns(S, rank - first_kept, frac, self.alpha, self.min_exceed, use_ad,
-                                       _GK.AD_CRIT if use_ad else _GK.CVM_CRIT)
+        return gof_kernels.forwardstop_columns(S, rank - first_kept, frac, self.alpha, self.min_exceed, use_ad,
+                                       gof_kernels.AD_CRIT if use_ad else gof_kernels.CVM_CRIT)
 
     def thresholds_from_sorted(self, S, n_samples=None):
         return self._run(S, n_samples)[0]

@@ -5,8 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import evtools as ev
-from evtools import _gof_kernels as K
-from evtools._gpd_kernels import mle_fit
+from evtools._kernels import gof as K
+from evtools._kernels.gpd import mle_fit
 from evtools.gof import gpd_gof
 from evtools.threshold import ForwardStop
 from tests.reference import gof_naive as naive

@@ -6,9 +6,9 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import evtools as ev
-from evtools import _gof_kernels as K
-from evtools import _gof_tables as T
-from evtools._gpd_kernels import mle_fit
+from evtools._kernels import gof as K
+from evtools._kernels import gof_tables as T
+from evtools._kernels.gpd import mle_fit
 from evtools.gof import gof_columns, gpd_gof
 from tests.reference import gof_naive as naive
 

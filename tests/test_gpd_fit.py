@@ -11,7 +11,7 @@ from scipy import stats
 
 import evtools as ev
 from evtools import InvalidInputError
-from evtools import _gpd_kernels as K
+from evtools._kernels import gpd as K
 from evtools._status import CONSTANT, NO_MAXIMUM, NOT_CONVERGED, OK, XI_BOUNDARY
 from tests.reference import gpd_naive as naive
 

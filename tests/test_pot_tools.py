@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import evtools as ev
-from evtools import _gpd_kernels as K
+from evtools._kernels import gpd as K
 from evtools._status import NO_MAXIMUM, OK, Status
 from tests.reference import gpd_naive as naive
 
@@ -67,7 +67,7 @@ def test_likelihood_without_interior_maximum_is_flagged():
     assert np.all(np.diff(lls) > 0) and lls[0] > fit.loglik
     # the column kernel of the tail model keeps the exponential fallback and says why
     # (fit_tails itself takes exceedances strictly above the threshold, so never zeros)
-    from evtools._tail_kernels import fit_tail
+    from evtools._kernels.tails import fit_tail
     sigma, xi, loglik, status = fit_tail(y, 0, 5)
     assert status == NO_MAXIMUM and xi == 0.0 and sigma == pytest.approx(y.mean())
 
@@ -268,7 +268,7 @@ def test_tables_only_for_mle():
 
 def test_bootstrap_matches_a_plain_loop():
     """The kernel's p-value equals a plain loop over the same draws (numba's seeded generator)."""
-    from evtools import _gof_kernels as GK
+    from evtools._kernels import gof as GK
     y = np.sort(ev.GPD(2.0, -0.1).rvs(30, random_state=4))
     fit = ev.gpd_fit(y, "pwmb")
     a2, w2 = GK.ad_cvm_sorted(y, fit.sigma, fit.xi)

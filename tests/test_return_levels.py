@@ -16,7 +16,7 @@ from hypothesis import given, strategies as st
 from scipy import stats
 
 import evtools as ev
-from evtools import _return_kernels as RK
+from evtools._kernels import return_levels as RK
 from evtools._status import OK
 from evtools.cli import main
 from tests.reference import return_level_naive as R
@@ -276,7 +276,7 @@ def test_return_level_plot(rng):
 
 @given(xi=st.floats(-1.0, 3.0), sigma=st.floats(1e-3, 1e3), seed=st.integers(0, 2**16))
 def test_profile_loglik_kernel_equals_gpd_loglik(xi, sigma, seed):
-    from evtools._gpd_kernels import gpd_loglik
+    from evtools._kernels.gpd import gpd_loglik
 
     y = np.random.default_rng(seed).exponential(sigma, 30)
     got, want = RK._loglik(y, sigma, xi), gpd_loglik(y, sigma, xi)

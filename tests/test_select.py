@@ -5,7 +5,7 @@ from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import evtools as ev
-from evtools._tail_kernels import _heapsort, select_ranks, sort_all
+from evtools._kernels.tails import _heapsort, select_ranks, sort_all
 from tests.reference.tails_sorted import fit_column_sorted
 
 FIELDS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass", "knot_x", "knot_sf")

@@ -12,7 +12,7 @@ import pytest
 import evtools as ev
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("scipy.stats", "statsmodels", "matplotlib", "dask", "numba", "evtools.tails", "evtools._tail_kernels")
+HEAVY = ("scipy.stats", "statsmodels", "matplotlib", "dask", "numba", "evtools.tails", "evtools._kernels.tails")
 
 
 def run_python(code, env=None, cwd=None):
@@ -72,7 +72,7 @@ def test_numba_cache_for_a_read_only_install(tmp_path):
                "C.InTreeCacheLocator.ensure_cache_path = refuse\n" if simulate else "")
             + "import numpy as np, evtools as ev\n"
             f"ev.fit_tails(np.load({str(tmp_path / 'G.npy')!r}), progress=False)\n"
-            "import evtools._tail_kernels as K\n"
+            "import evtools._kernels.tails as K\n"
             "s = K.select_block.stats\n"
             "print(json.dumps([s.cache_path, len(s.cache_hits), len(s.cache_misses)]))")
     try:

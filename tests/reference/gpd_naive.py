@@ -1,6 +1,6 @@
 """Plain numpy/scipy versions of the GPD estimators, written for clarity, not speed.
 
-The numba kernels of ``evtools._gpd_kernels`` are compared with these. Each
+The numba kernels of ``evtools._kernels.gpd`` are compared with these. Each
 follows its paper's own notation where that differs from the kernels' (other
 sign conventions, other algebra), so that the two are not the same code twice.
 """

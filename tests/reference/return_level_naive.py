@@ -1,7 +1,7 @@
 """Plain scipy versions of return levels and their intervals, for one sample at a time.
 
 Written from Coles (2001), sections 4.3.3 and 2.6.6, independently of
-``evtools._return_kernels``: the MLE by ``scipy.optimize.minimize`` on the
+``evtools._kernels.return_levels``: the MLE by ``scipy.optimize.minimize`` on the
 negative log-likelihood of ``scipy.stats.genpareto``, the covariance by a
 finite-difference Hessian of that function, the delta method through a
 finite-difference gradient of the return level, and profile likelihoods by

@@ -14,9 +14,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._parallel import parallel_kernel
-from ._status import CONSTANT, TOO_FEW
-from ._tail_kernels import fit_tail
+from .parallel import parallel_kernel
+from .._status import CONSTANT, TOO_FEW
+from .tails import fit_tail
 
 
 @njit(cache=True)
@@ -61,7 +61,7 @@ def calibrate(T, t, q, method, min_exceed, capacity):
     T : float64 (n_cols, n) C order, calibration values of each column (row j = column j).
     t : float64 (n_cols,) thresholds.
     q : float, risk.
-    method : int, one of ``_tail_kernels.METHODS``' values.
+    method : int, one of ``_kernels.tails.METHODS``' values.
     min_exceed : int.
     capacity : int, width of the peak buffer (>= the most peaks of a column).
 

@@ -16,10 +16,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._parallel import parallel_kernel
+from .parallel import parallel_kernel
 
-from ._gpd_kernels import _expm1_ratio, _log1p_ratio, gpd_observed_info
-from ._status import OK
+from .gpd import _expm1_ratio, _log1p_ratio, gpd_observed_info
+from .._status import OK
 
 _NAN = np.nan
 _INF = np.inf

@@ -12,11 +12,11 @@ maximum is its largest value, the first one among ties.
 import numpy as np
 from numba import njit, prange
 
-from ._parallel import parallel_kernel
+from .parallel import parallel_kernel
 
-from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
-from ._status import OK, XI_BOUNDARY
-from ._tail_kernels import fit_tail
+from .gof import MIN_GOF_SIZE, ad_cvm_sorted
+from .._status import OK, XI_BOUNDARY
+from .tails import fit_tail
 
 
 @njit(cache=True)
@@ -133,7 +133,7 @@ def fit_clusters_block(X, t, run, method, min_exceed, n_total):
     X : float32 or float64 (n_rows, B), rows in time order (any memory layout).
     t : float64 (B,) thresholds.
     run : float, the run length (in rows).
-    method : int, an estimator code of ``_gpd_kernels.METHODS``.
+    method : int, an estimator code of ``_kernels.gpd.METHODS``.
     min_exceed : int, fewest cluster maxima for a GPD fit.
     n_total : int, rows.
 

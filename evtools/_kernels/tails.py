@@ -14,11 +14,11 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._gof_kernels import MIN_GOF_SIZE, ad_cvm_sorted
-from ._gpd_kernels import (METHODS, fit_by_code, gpd_loglik, gpd_logsf_scalar,  # noqa: F401 (METHODS: the registry)
+from .gof import MIN_GOF_SIZE, ad_cvm_sorted
+from .gpd import (METHODS, fit_by_code, gpd_loglik, gpd_logsf_scalar,  # noqa: F401 (METHODS: the registry)
                            gpd_quantile_from_logsf, mle_fit, mom_fit, pwm_fit, pwmb_fit, zhang_fit)
-from ._parallel import parallel_kernel
-from ._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
+from .parallel import parallel_kernel
+from .._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 
 # below this value of 1 + xi * y / sigma (bounded tails) the log-survival is
 # continued as a straight line of slope -1/sigma: finite and decreasing.

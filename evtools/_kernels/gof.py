@@ -13,26 +13,26 @@ beyond) the fitted support's edge gives a large finite A2 rather than ``inf``.
 
 P-values from tables
 --------------------
-:func:`table_pvalue` reads :mod:`evtools._gof_tables`: the critical values
+:func:`table_pvalue` reads :mod:`evtools._kernels.gof_tables`: the critical values
 are interpolated linearly in ``xi`` between the table's rows (``xi`` outside
 ``[-0.5, 0.9]`` uses the nearest row), then the p-value is interpolated
 between the row's critical values linearly in the log-odds ``log(p / (1 - p))``.
-A statistic beyond the table's ends gets the end's p-value (``_gof_tables.P_MIN = 0.001``
-or ``_gof_tables.P_MAX = 0.999``).
+A statistic beyond the table's ends gets the end's p-value (``_kernels.gof_tables.P_MIN = 0.001``
+or ``_kernels.gof_tables.P_MAX = 0.999``).
 
 The tables reach the kernels as arguments (``AD_CRIT``, ``CVM_CRIT``, packed
 with their row and column labels), never as globals: numba's on-disk cache
-freezes globals and would not notice an edit of :mod:`evtools._gof_tables`.
+freezes globals and would not notice an edit of :mod:`evtools._kernels.gof_tables`.
 """
 import math
 
 import numpy as np
 from numba import njit, prange
 
-from ._parallel import parallel_kernel
-from . import _gof_tables as T
-from ._gpd_kernels import fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
-from ._status import OK, XI_BOUNDARY
+from .parallel import parallel_kernel
+from . import gof_tables as T
+from .gpd import fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
+from .._status import OK, XI_BOUNDARY
 
 Z_CLIP = 1e-15
 MIN_GOF_SIZE = 5  #: fewest exceedances for which the statistics are computed
@@ -187,7 +187,7 @@ def bootstrap_columns(counts, sigma, xi, ad_obs, cvm_obs, method, n_boot, seeds)
 
     Replicate ``b`` of column ``j`` draws ``counts[j]`` values from the
     GPD(``sigma[j]``, ``xi[j]``), refits them with the estimator ``method``
-    (a code of ``_gpd_kernels.METHODS``) and computes both statistics.
+    (a code of ``_kernels.gpd.METHODS``) and computes both statistics.
     Replicates run in tasks of :data:`BOOT_CHUNK`, in parallel; task ``c``
     of column ``j`` draws from numba's generator seeded with ``seeds[j, c]``,
     so the result depends on the seeds only.

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._status import CONSTANT, NO_MAXIMUM, NOT_CONVERGED, OK, XI_BOUNDARY
+from .._status import CONSTANT, NO_MAXIMUM, NOT_CONVERGED, OK, XI_BOUNDARY
 
 _NAN = np.nan
 _INF = np.inf
