@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import evtools as ev  # noqa: E402
-from evtools._memmap import NpyRowWriter  # noqa: E402
-from evtools._blocks import BLOCK_BYTES  # noqa: E402
+from evtools.adapter import NpyRowWriter  # noqa: E402
+from evtools.tails import BLOCK_BYTES  # noqa: E402
 from tests.reference.spot import spot_grimshaw  # noqa: E402
 from tests.reference.spot_naive import NaiveSPOT  # noqa: E402
 from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)

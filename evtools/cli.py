@@ -29,7 +29,8 @@ from ._errors import EvtoolsError, InvalidInputError
 from ._status import Status
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
 from .depth import layer_codes
-from .normality import CORRECTIONS, NORMALITY_TESTS, normality_tests
+from .multitest import CORRECTIONS
+from .normality import NORMALITY_TESTS, normality_tests
 from .saliency import POTSaliency, ZScoreSaliency, load_saliency
 from .threshold import Fixed, Quantile, TopK
 

@@ -30,7 +30,7 @@ from ._files import SavedFile, save_npz
 from ._io import TableRecord
 from ._kernels.parallel import parallel_kernel
 from ._validation import as_matrix, check_columns, check_probability
-from .normality import check_correction, correct_pvalues
+from .multitest import check_correction, correct_pvalues
 from .tails import TailModel, fit_tails
 from .threshold import Quantile, ThresholdRule, as_rule
 

@@ -13,7 +13,7 @@ import numpy as np
 from ._kernels import decluster as decluster_kernels
 from ._kernels import return_levels as return_kernels
 from ._kernels import tails as tail_kernels
-from ._blocks import column_blocks, thread_slices
+from ._blocks import BLOCK_BYTES, column_blocks, thread_slices  # noqa: F401 (BLOCK_BYTES: fit_tails' working memory per block)
 from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
 from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import evtools as ev
-from evtools._memmap import NpyRowWriter
+from evtools.adapter import NpyRowWriter
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "adapters")])}
@@ -134,7 +134,7 @@ def test_file_size_limit_names_the_file(tmp_path):
     code = """
         import resource, sys, numpy as np
         from evtools import FileWriteError
-        from evtools._memmap import NpyRowWriter
+        from evtools.adapter import NpyRowWriter
         writer = NpyRowWriter(sys.argv[1], 16, np.float64)
         resource.setrlimit(resource.RLIMIT_FSIZE, (20000, resource.RLIM_INFINITY))
         try:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import evtools as ev
-from evtools._memmap import NpyRowWriter
+from evtools.adapter import NpyRowWriter
 
 
 def write_npy(path, G, rows=700):

@@ -20,8 +20,8 @@ import numpy as np
 
 from evtools import FilterIndex
 from evtools.filters import check_reduction
-from evtools._errors import InvalidInputError, UnsupportedModelError
-from evtools._memmap import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
+from evtools.adapter import InvalidInputError, UnsupportedModelError
+from evtools.adapter import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
 
 from ._trace import conv_kernels
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch.func import functional_call, grad, vmap
 
-from evtools._errors import UnsupportedModelError
+from evtools.adapter import UnsupportedModelError
 
 from ._persample import reduce_gradients
 

@@ -26,7 +26,7 @@ from torch.func import functional_call
 from torch.nn.utils import parametrize, prune
 from torch.nn.utils.weight_norm import WeightNorm
 
-from evtools._errors import InvalidInputError, UnsupportedModelError
+from evtools.adapter import InvalidInputError, UnsupportedModelError
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 TRANSPOSED_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)

@@ -34,9 +34,10 @@ from statsmodels.stats.proportion import proportion_confint
 from tqdm.auto import tqdm
 
 import evtools.perturb
-from evtools._errors import InvalidInputError
+from evtools.adapter import InvalidInputError
 from evtools.depth import depth_profile, layer_codes
-from evtools.normality import correct_pvalues, normality_tests
+from evtools.multitest import correct_pvalues
+from evtools.normality import normality_tests
 
 from .demo.train import predict
 from .gradnorms import filter_gradient_norms, select_convolutions

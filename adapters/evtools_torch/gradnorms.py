@@ -20,8 +20,8 @@ from torch import nn
 
 from evtools import FilterIndex
 from evtools.filters import check_reduction
-from evtools._errors import InvalidInputError, UnsupportedModelError
-from evtools._memmap import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
+from evtools.adapter import InvalidInputError, UnsupportedModelError
+from evtools.adapter import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
 
 from ._func import func_filter_norms
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients

@@ -19,8 +19,8 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from evtools._errors import InvalidInputError, UnsupportedModelError
-from evtools.perturb._checks import positive_int
+from evtools.adapter import InvalidInputError, UnsupportedModelError
+from evtools.adapter import positive_int
 
 from ._sources import TRANSPOSED_TYPES, sources_of
 from .gradnorms import filter_gradient_norms, select_convolutions

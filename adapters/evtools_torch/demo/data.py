@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from evtools._errors import InvalidInputError
-from evtools.perturb._checks import positive_int
+from evtools.adapter import InvalidInputError
+from evtools.adapter import positive_int
 
 CLASSES = (
     "circle",

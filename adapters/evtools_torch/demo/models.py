@@ -14,7 +14,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from evtools.perturb._checks import positive_int
+from evtools.adapter import positive_int
 
 _STAGES = 3
 

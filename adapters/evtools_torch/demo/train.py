@@ -21,8 +21,8 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from evtools._errors import InvalidInputError
-from evtools.perturb._checks import positive_int
+from evtools.adapter import InvalidInputError
+from evtools.adapter import positive_int
 
 from ..repair import _device_dtype
 from .data import make_shapes

@@ -1,9 +1,26 @@
-"""Streaming rows of a matrix to a ``.npy`` file, and the progress bar of long runs.
+"""The adapter toolkit: what a framework adapter needs from evtools, public and documented.
 
-Used by the framework adapters: gradient rows are computed batch by batch and
-written as they finish, so a matrix larger than memory goes straight to disk
-and comes back as a read-only memory map. :func:`row_sink` picks where the
-rows go from the adapters' common ``out`` argument.
+An adapter (``evtools_torch``, ``evtools_jax``, or a third one) turns a model
+and data into the gradient matrix ``G`` and its :class:`~evtools.FilterIndex`.
+It imports only public names, and these are all it needs:
+
+- errors: :class:`~evtools.EvtoolsError`, :class:`~evtools.InvalidInputError`
+  (bad input), :class:`~evtools.UnsupportedModelError` (a layer that cannot be
+  computed exactly, named), :class:`~evtools.FileWriteError`;
+- the filter index: :class:`~evtools.FilterIndex` (``FilterIndex.from_layers``),
+  the norms per filter :data:`REDUCTIONS` and :func:`check_reduction`;
+- argument checks: :func:`positive_int`, :func:`check_int`;
+- batches: :func:`batch_iterator` (one array pair, or an iterable of pairs, with
+  a total for the progress bar), :func:`check_pair` (one ``(inputs, targets)``
+  pair), :func:`progress_bar`;
+- rows: :func:`row_sink` (the three meanings of ``out=``: in memory, a new
+  crash-safe ``.npy`` file, or an existing array), :class:`NpyRowWriter` (the
+  ``.npy`` file that stays readable when a run is killed) and
+  :func:`finished_in_batch` (``resume=True``: which rows of a batch are
+  already in the file).
+
+``docs/adapter_contract.md`` says what an adapter must promise and which tests
+hold it.
 """
 from __future__ import annotations
 
@@ -14,8 +31,10 @@ import stat
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._errors import FileWriteError, InvalidInputError
+from ._errors import EvtoolsError, FileWriteError, InvalidInputError, UnsupportedModelError  # noqa: F401
 from ._files import check_writable_target
+from ._validation import check_int, positive_int  # noqa: F401 (re-exported for adapters)
+from .filters import REDUCTIONS, FilterIndex, check_reduction  # noqa: F401 (re-exported for adapters)
 
 _MAGIC = b"\x93NUMPY\x01\x00"  # format version 1.0
 _LARGEST_ROWS = 2**63 - 1

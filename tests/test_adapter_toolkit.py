@@ -1,8 +1,8 @@
-"""evtools._memmap: the row-streaming .npy writer and the progress bar."""
+"""evtools.adapter: the row-streaming .npy writer and the progress bar."""
 import numpy as np
 import pytest
 
-from evtools._memmap import NpyRowWriter, progress_bar
+from evtools.adapter import NpyRowWriter, progress_bar
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
