@@ -371,7 +371,12 @@ class Fixed(ThresholdRule):
 
 
 def as_rule(threshold, default):
-    """A threshold rule from a rule, a number or a per-column array (``Fixed``); ``default`` for None."""
+    """A threshold rule from a rule, a number or a per-column array (``Fixed``); ``default`` for None.
+
+    A bare number in (0, 1) is refused as ambiguous (a quantile level to
+    :class:`evtools.POTSaliency` and the CLI, a value here): spell it
+    ``Quantile(q)`` or ``Fixed(u)``.
+    """
     if threshold is None:
         return default
     if isinstance(threshold, ThresholdRule):
@@ -380,6 +385,12 @@ def as_rule(threshold, default):
         raise InvalidInputError(
             f"threshold must be a threshold rule (ev.Quantile(0.98), ev.TopK(500), ev.Fixed(30.0)) "
             f"or a number / per-column array meaning ev.Fixed, got {threshold!r}")
+    if np.ndim(threshold) == 0 and isinstance(threshold, (int, float, np.integer, np.floating)) \
+            and 0 < threshold < 1:
+        raise InvalidInputError(
+            f"threshold={threshold!r} is ambiguous: write ev.Quantile({threshold!r}) for the {threshold!r} quantile "
+            f"of each column (what POTSaliency and the CLI mean by a number in (0, 1)) or "
+            f"ev.Fixed({threshold!r}) for that value as the threshold")
     try:
         return Fixed(threshold)
     except (TypeError, ValueError) as exc:

@@ -63,7 +63,7 @@ def test_fixed_on_a_topk_summary_needs_the_threshold_above_the_kept_values(G):
     np.testing.assert_array_equal(a.n_exceed, b.n_exceed)
     np.testing.assert_array_equal(a.sigma, b.sigma)
     with pytest.raises(ev.InvalidInputError, match="below the smallest"):
-        ev.fit_tails(top, threshold=0.5, n_samples=G.shape[0], progress=False)
+        ev.fit_tails(top, threshold=ev.Fixed(0.5), n_samples=G.shape[0], progress=False)
 
 
 def test_fixed_round_trips_through_save_and_blocks(G, tmp_path):

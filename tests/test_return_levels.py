@@ -289,7 +289,7 @@ def test_profile_loglik_kernel_equals_gpd_loglik(xi, sigma, seed):
 def test_short_bounded_tail_has_nan_delta_but_a_profile_interval(rng):
     """xi <= -1/2: the observed information is no covariance (NaN delta); the profile still works."""
     x = ev.GPD(1.0, -0.7).rvs(size=(4000, 1), random_state=rng)
-    tail = ev.fit_tails(x, threshold=0.5, progress=False)
+    tail = ev.fit_tails(x, threshold=ev.Fixed(0.5), progress=False)
     assert tail.status[0] == OK and tail.xi[0] < -0.5
     assert np.isnan(tail.return_level(1e4).lower[0])
     prof = tail.return_level(1e4, method="profile", G=x)

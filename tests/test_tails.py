@@ -185,7 +185,10 @@ def test_bad_arguments_raise(rng):
         ev.fit_tails(G, method="bogus")
     with pytest.raises(ev.InvalidInputError, match="threshold rule"):
         ev.fit_tails(G, threshold="0.9")
-    assert ev.fit_tails(G, threshold=0.9, progress=False).rule == ev.Fixed(0.9)  # a number is a fixed threshold
+    assert ev.fit_tails(G, threshold=2.0, progress=False).rule == ev.Fixed(2.0)  # a number is a fixed threshold
+    with pytest.raises(ev.InvalidInputError, match=r"ambiguous.*Quantile\(0.9\).*Fixed\(0.9\)"):
+        ev.fit_tails(G, threshold=0.9)  # a quantile level to POTSaliency: refused, never guessed
+    assert ev.fit_tails(G, threshold=ev.Fixed(0.9), progress=False).rule == ev.Fixed(0.9)
     with pytest.raises(ev.InvalidInputError, match="TopK"):
         ev.fit_tails(G, threshold=ev.TopK(50))
     with pytest.raises(ev.InvalidInputError):
