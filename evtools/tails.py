@@ -14,7 +14,7 @@ from ._kernels import decluster as decluster_kernels
 from ._kernels import return_levels as return_kernels
 from ._kernels import tails as tail_kernels
 from ._blocks import BLOCK_BYTES, column_blocks, thread_slices  # noqa: F401 (BLOCK_BYTES: fit_tails' working memory per block)
-from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
+from ._dask import as_dask_matrix, fit_column_blocks, is_dask_array, map_column_blocks
 from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz
 from ._status import Status
@@ -97,9 +97,13 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
     if is_dask_array(G):  # the same fit mapped over column blocks (evtools._dask)
-        return fit_tails_dask(G, threshold=rule, method=method, min_exceed=int(min_exceed),
-                              n_samples=n_samples, n_knots=int(n_knots), block_size=block_size,
-                              decluster=decluster)
+        settings = {"method": method, "min_exceed": int(min_exceed), "n_samples": n_samples,
+                    "n_knots": int(n_knots), "decluster": decluster, "progress": False}
+        model = fit_column_blocks(
+            G, fit_tails, lambda j0, j1: {**settings, "threshold": rule.for_columns(j0, j1)},
+            concat_models, block_size=block_size)
+        model.rule = rule
+        return model
     t = np.empty(F)
     n_exceed = np.empty(F, dtype=np.int64)
     sigma, xi, loglik = np.empty(F), np.empty(F), np.empty(F)
@@ -157,6 +161,27 @@ def _cluster_maxima_block(X, t, run, n_clusters):
     time = np.arange(X.shape[0], dtype=np.float64)
     _, maxima = decluster_kernels.cluster_maxima(X, t, time, float(run), int(n_clusters.max(initial=0)))
     return np.asfortranarray(np.sort(maxima, axis=0)[::-1])  # NaN padding first, maxima last
+
+
+def _model_meta(model):
+    return {"n_samples": model.n_samples, "method": model.method, "rule": model.rule,
+            "min_exceed": model.min_exceed, "decluster": model.decluster}
+
+
+def take_columns(model, j0, j1):
+    """The TailModel of columns ``j0:j1`` of ``model`` (views of its arrays)."""
+    return TailModel(**{k: getattr(model, k)[j0:j1] for k in TailModel._ARRAYS}, **_model_meta(model))
+
+
+def concat_models(models):
+    """One TailModel of the columns of ``models`` side by side (same settings)."""
+    return TailModel(**{k: np.concatenate([getattr(m, k) for m in models], axis=0)
+                        for k in TailModel._ARRAYS}, **_model_meta(models[0]))
+
+
+def _logsf_columns(block, model, j0, j1):
+    """logsf of a block of G's columns ``j0:j1`` (one Dask block)."""
+    return take_columns(model, j0, j1).logsf(block)
 
 
 class TailModel:
@@ -290,7 +315,7 @@ class TailModel:
         even where ``sf`` underflows to 0 or lies beyond a bounded tail's end.
         """
         if is_dask_array(G):  # a lazy Dask array with G's chunks (evtools._dask)
-            return logsf_dask(self, G)
+            return map_column_blocks(G, _logsf_columns, self, self.n_filters)
         G = as_matrix(G, "G")
         check_columns(G, self.n_filters)
         return tail_kernels.logsf_matrix(np.ascontiguousarray(G), self.threshold, self.tail_mass,
