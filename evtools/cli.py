@@ -35,6 +35,7 @@ from ._errors import EvtoolsError, InvalidInputError
 from ._status import Status
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
 from .depth import layer_codes
+from .gpd import METHODS as GPD_METHODS
 from .multitest import CORRECTIONS
 from .normality import NORMALITY_TESTS, normality_tests
 from .saliency import POTSaliency, ZScoreSaliency, load_saliency
@@ -138,7 +139,7 @@ def _add_fit(subparsers):
     p.add_argument("--threshold", type=_threshold_rule, default=Quantile(0.90),
                    help="pot threshold: a quantile level such as 0.9 (default), a top-k count such as 500, "
                         "or a fixed threshold: fixed:30 (every column) or fixed:FILE (.npy or text, one per column)")
-    p.add_argument("--method", choices=("mle", "pwm", "pwmb", "zhang", "mom"), default="mle",
+    p.add_argument("--method", choices=GPD_METHODS, default="mle",
                    help="pot: GPD estimator (default: exact maximum likelihood)")
     p.add_argument("--holdout", type=_holdout_share, default=None, metavar="SHARE",
                    help="pot: fit on all but this share of the rows (e.g. 0.2, drawn with --seed) and "

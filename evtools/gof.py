@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._kernels import gof as gof_kernels
-from ._kernels import gpd as gpd_kernels
 from ._errors import InvalidInputError
+from .gpd import check_method
 from ._validation import (_as_float_array, as_sample, check_choice, check_names, check_random_state,
                           positive_int)
 
@@ -79,21 +79,13 @@ def _check_params(sigma, xi):
     return sigma, xi
 
 
-def check_estimator(estimator):
-    """The estimator's code in ``_kernels.gpd.METHODS``, or InvalidInputError."""
-    if not isinstance(estimator, str) or estimator not in gpd_kernels.METHODS:
-        raise InvalidInputError(f"estimator must be one of {sorted(gpd_kernels.METHODS)} (the method "
-                                f"that fitted sigma and xi), got {estimator!r}")
-    return gpd_kernels.METHODS[estimator]
-
-
 def pvalues(ad, cvm, counts, sigma, xi, estimator, pvalue, n_boot, random_state):
     """``(ad_pvalue, ad_pvalue, n_valid)`` per column: tables (MLE only, else NaN) or the bootstrap.
 
     ``ad``, ``cvm``, ``sigma``, ``xi`` float64 (F,), ``counts`` int64 (F,);
     ``n_valid`` is None for tables.
     """
-    code = check_estimator(estimator)
+    code = check_method(estimator, "estimator")
     if pvalue == "table":
         if estimator != "mle":  # the tables hold for maximum likelihood only
             nan = np.full(ad.shape, np.nan)
@@ -193,7 +185,7 @@ def gpd_gof(x, sigma, xi, *, test=("ad", "cvm"), pvalue="table", n_boot=999, ran
     """
     tests = _check_tests(test)
     n_boot = _check_pvalue(pvalue, n_boot)
-    check_estimator(estimator)
+    check_method(estimator, "estimator")
     sigma, xi = _check_params(sigma, xi)
     y = as_sample(x, "x")
     if y.size < gof_kernels.MIN_GOF_SIZE:
@@ -256,7 +248,7 @@ def gof_columns(Y, counts, sigma, xi, pvalue="table", *, n_boot=999, random_stat
         everywhere: per-column trouble is not an error.
     """
     n_boot = _check_pvalue(pvalue, n_boot)
-    check_estimator(estimator)
+    check_method(estimator, "estimator")
     Y = _as_float_array(Y, "Y")
     if Y.ndim != 2:
         raise InvalidInputError(f"Y must be 2-D (k_max, n_cols), got shape {Y.shape}")

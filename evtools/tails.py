@@ -18,10 +18,11 @@ from ._dask import as_dask_matrix, fit_column_blocks, is_dask_array, map_column_
 from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz
 from ._status import Status
-from ._validation import as_matrix, check_choice, check_columns, check_int, check_probability
+from ._validation import as_matrix, check_columns, check_int, check_probability
 from .calibration import DEFAULT_LEVELS, calibration
 from .declustering import check_run
 from .gof import _check_pvalue, pvalues
+from .gpd import check_method
 from .return_levels import return_levels
 from .threshold import Fixed, Quantile, ThresholdRule, _OrderStatisticRule, as_rule
 
@@ -82,7 +83,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     """
     G = as_dask_matrix(G, "G") if is_dask_array(G) else as_matrix(G, "G")
     rule = as_rule(threshold, Quantile(0.98))
-    method = check_choice(method, "method", tuple(tail_kernels.METHODS))
+    code = check_method(method)
     min_exceed = check_int(min_exceed, "min_exceed", low=2)
     n_knots = check_int(n_knots, "n_knots", low=2, high=MAX_KNOTS)
     block_size = check_int(block_size, "block_size", none_ok=True)
@@ -137,7 +138,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         thread_slices(j1 - j0, fit)
         exceedances = T.T  # each column ends with its exceedances
         if run:
-            n_clusters, above[c], *tail = decluster_kernels.fit_clusters_block(G[:, c], t[c], run, tail_kernels.METHODS[method],
+            n_clusters, above[c], *tail = decluster_kernels.fit_clusters_block(G[:, c], t[c], run, code,
                                                                 int(min_exceed), n_total)
             has = n_clusters > 0  # columns without exceedances keep the selection's CONSTANT tail
             for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
