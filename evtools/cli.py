@@ -32,8 +32,8 @@ import numpy as np
 
 from . import __version__
 from ._errors import EvtoolsError, InvalidInputError
-from ._status import Status
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
+from ._status import Status
 from .depth import layer_codes
 from .gpd import METHODS as GPD_METHODS
 from .multitest import CORRECTIONS
@@ -286,7 +286,8 @@ def _add_return_levels(subparsers):
 def _run_return_levels(args):
     model = load_saliency(args.model)
     if not isinstance(model, POTSaliency):
-        raise EvtoolsError(f"{args.model} holds a z-score model; return levels need a pot model (evtools fit --scorer pot)")
+        raise EvtoolsError(f"{args.model} holds a z-score model; return levels need a pot model "
+                           "(evtools fit --scorer pot)")
     tail = model.tail_
     period = 10.0 * tail.n_samples if args.period is None else args.period
     G = None if args.data is None else read_matrix(args.data, key=args.key)

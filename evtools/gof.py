@@ -45,11 +45,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._kernels import gof as gof_kernels
 from ._errors import InvalidInputError
+from ._kernels import gof as gof_kernels
+from ._validation import _as_float_array, as_sample, check_choice, check_names, check_random_state, positive_int
 from .gpd import check_method
-from ._validation import (_as_float_array, as_sample, check_choice, check_names, check_random_state,
-                          positive_int)
 
 TESTS = ("ad", "cvm")
 PVALUE_METHODS = ("table", "bootstrap")
@@ -90,7 +89,8 @@ def pvalues(ad, cvm, counts, sigma, xi, estimator, pvalue, n_boot, random_state)
         if estimator != "mle":  # the tables hold for maximum likelihood only
             nan = np.full(ad.shape, np.nan)
             return nan, nan.copy(), None
-        return gof_kernels.table_pvalues(ad, xi, gof_kernels.AD_CRIT), gof_kernels.table_pvalues(cvm, xi, gof_kernels.CVM_CRIT), None
+        return (gof_kernels.table_pvalues(ad, xi, gof_kernels.AD_CRIT),
+                gof_kernels.table_pvalues(cvm, xi, gof_kernels.CVM_CRIT), None)
     n_tasks = -(-n_boot // gof_kernels.BOOT_CHUNK)
     seeds = check_random_state(random_state).integers(0, 2**31 - 1, size=(ad.shape[0], n_tasks))
     ge_ad, ge_cvm, valid = (a.sum(axis=1) for a in gof_kernels.bootstrap_columns(
@@ -258,7 +258,8 @@ def gof_columns(Y, counts, sigma, xi, pvalue="table", *, n_boot=999, random_stat
         raise InvalidInputError(f"counts must hold integers, got dtype {counts.dtype}")
     counts = _column_array(counts, "counts", n_cols, np.int64)
     if counts.size and (counts.min() < 0 or counts.max() > k_max):
-        raise InvalidInputError(f"counts must lie in [0, {k_max}] (the rows of Y), got [{counts.min()}, {counts.max()}]")
+        raise InvalidInputError(
+            f"counts must lie in [0, {k_max}] (the rows of Y), got [{counts.min()}, {counts.max()}]")
     sigma = _column_array(sigma, "sigma", n_cols)
     xi = _column_array(xi, "xi", n_cols)
     Y = np.asfortranarray(Y, dtype=np.float64)

@@ -15,9 +15,9 @@ import numpy as np
 from numba import vectorize
 from scipy import stats
 
+from ._errors import InvalidInputError
 from ._kernels import gpd as gpd_kernels
 from ._kernels import return_levels as return_kernels
-from ._errors import InvalidInputError
 from ._status import OK, XI_BOUNDARY, Status
 from ._validation import _as_float_array, as_sample, check_int, check_probability, check_random_state
 

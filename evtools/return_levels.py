@@ -18,9 +18,9 @@ import math
 import numpy as np
 from scipy import stats
 
-from ._kernels import return_levels as return_kernels
 from ._blocks import sorted_column_blocks
 from ._errors import InvalidInputError
+from ._kernels import return_levels as return_kernels
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_probability
 

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import spot as spot_kernels
 from ._errors import InvalidInputError, NotFittedError
 from ._files import SavedFile, save_npz
 from ._io import TableRecord
+from ._kernels import spot as spot_kernels
 from ._status import Status
-from ._validation import (INT_MAX, as_matrix, check_columns, check_finite, check_int,
-                          check_probability)
+from ._validation import INT_MAX, as_matrix, check_columns, check_finite, check_int, check_probability
 from .gpd import check_method
 from .threshold import Fixed, Quantile, ThresholdRule
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import math
+
 import numpy as np
 
-from ._kernels import decluster as decluster_kernels
-from ._kernels import return_levels as return_kernels
-from ._kernels import tails as tail_kernels
 from ._blocks import BLOCK_BYTES, column_blocks, thread_slices  # noqa: F401 (BLOCK_BYTES: fit_tails' working memory per block)
 from ._dask import as_dask_matrix, fit_column_blocks, is_dask_array, map_column_blocks
 from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz
+from ._kernels import decluster as decluster_kernels
+from ._kernels import return_levels as return_kernels
+from ._kernels import tails as tail_kernels
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_int, check_probability
 from .calibration import DEFAULT_LEVELS, calibration

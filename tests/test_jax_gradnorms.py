@@ -532,8 +532,8 @@ def test_kernel_shared_along_different_filter_axes_is_refused(x64):
     rng = np.random.default_rng(0)
     params = {"w": rng.standard_normal((3, 3, 4, 6)), "fc": rng.standard_normal((4, 3))}
     x, y = rng.standard_normal((2, 6, 6, 4)), np.array([0, 1])
-    _raises_unsupported(r"'w' cannot have exact per-filter columns: its filters lie along different axes: axis 2 for convolution 1.*axis 3 for "
-                        r"convolution 0", tied_apply, params, (x, y))
+    _raises_unsupported(r"'w' cannot have exact per-filter columns: its filters lie along different axes: "
+                        r"axis 2 for convolution 1.*axis 3 for convolution 0", tied_apply, params, (x, y))
 
 
 class MaskedConv(linen.Module):

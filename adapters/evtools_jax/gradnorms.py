@@ -20,9 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from evtools import FilterIndex
+from evtools.adapter import (
+    InvalidInputError,
+    UnsupportedModelError,
+    batch_iterator,
+    check_pair,
+    finished_in_batch,
+    progress_bar,
+    row_sink,
+)
 from evtools.filters import check_reduction
-from evtools.adapter import InvalidInputError, UnsupportedModelError
-from evtools.adapter import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
 
 from ._trace import conv_kernels
 
