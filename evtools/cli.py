@@ -15,7 +15,7 @@ bad command line), never a traceback.
 
 Each subcommand is one ``_add_<name>`` function that declares its arguments
 and one ``_run_<name>`` function that does the work; a new subcommand adds
-such a pair and registers it in :data:`SUBCOMMANDS`. Other packages add
+such a pair and registers it in ``SUBCOMMANDS``. Other packages add
 subcommands through the ``evtools.commands`` entry-point group (the PyTorch
 adapter adds ``demo``): the entry point names a function that takes the
 subparsers and adds its parser, with ``set_defaults(run=...)``; the core
@@ -384,7 +384,7 @@ def _command_name(argv):
 
 
 def build_parser(argv=None, entry_points=None):
-    """The argument parser with every subcommand of :data:`SUBCOMMANDS` and of :data:`COMMAND_GROUP`.
+    """The argument parser with every subcommand of ``SUBCOMMANDS`` and of :data:`COMMAND_GROUP`.
 
     Parameters
     ----------
