@@ -15,6 +15,7 @@ from ._blocks import BLOCK_BYTES, column_blocks, thread_slices  # noqa: F401 (BL
 from ._dask import as_dask_matrix, fit_column_blocks, is_dask_array, map_column_blocks
 from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz
+from ._io import TableRecord
 from ._kernels import decluster as decluster_kernels
 from ._kernels import return_levels as return_kernels
 from ._kernels import tails as tail_kernels
@@ -186,7 +187,7 @@ def _logsf_columns(block, model, j0, j1):
     return take_columns(model, j0, j1).logsf(block)
 
 
-class TailModel:
+class TailModel(TableRecord):
     """Per-column peaks-over-threshold tail models.
 
     For column ``k`` with threshold ``t_k``, the survival function of a value
@@ -442,14 +443,6 @@ class TailModel:
             "sigma": self.sigma, "xi": self.xi, "loglik": self.loglik, "status": self.status,
             "n_above": self.n_above,
         }
-
-    def to_frame(self):
-        """Per-column results as a pandas DataFrame (needs pandas)."""
-        import pandas as pd
-
-        frame = pd.DataFrame(self.to_dict())
-        frame["status"] = [Status(s).name for s in self.status]
-        return frame
 
     def save(self, path):
         """Write the model to an ``.npz`` file, atomically (a failed save leaves the old file).
