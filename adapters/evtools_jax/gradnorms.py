@@ -151,7 +151,7 @@ def filter_gradient_norms(
         For a selected parameter a kernel depends on that has no output
         filters (a scalar scale, stacked ``nn.scan`` kernels, a kernel shared
         along different filter axes): the message names it, the convolution
-        and the way out (``filters=`` without it).
+        and the way out (``layers=`` without it).
 
     Notes
     -----
