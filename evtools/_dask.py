@@ -69,8 +69,8 @@ def fit_column_blocks(G, fit, block_kwargs, concat, *, block_size=None):
     """A column-wise fit of a Dask array: in-memory fits of column blocks, concatenated.
 
     Knows nothing of the model it builds: :func:`evtools.fit_tails` passes
-    itself as ``fit`` and :meth:`TailModel.concat <evtools.TailModel>`'s
-    helper as ``concat``, so this module never imports the tail model.
+    itself as ``fit`` and ``evtools.tails.concat_models`` as ``concat``, so
+    this module never imports the tail model.
 
     Parameters
     ----------
