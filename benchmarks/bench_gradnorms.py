@@ -52,9 +52,10 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
+
 from evtools_torch import filter_gradient_norms  # noqa: E402
 from tests.reference.torch_naive import filter_gradient_norms_loop  # noqa: E402
-from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resnet50 import ResNet50  # noqa: E402

@@ -40,8 +40,9 @@ from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import evtools.perturb as P  # noqa: E402
 from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
+
+import evtools.perturb as P  # noqa: E402
 
 TARGET = 3
 
@@ -75,8 +76,8 @@ def main():
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
 
-    from captum.attr import Occlusion
     import quantus
+    from captum.attr import Occlusion
 
     net = small_cnn()
     x = torch.rand((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(1))

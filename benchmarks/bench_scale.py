@@ -22,8 +22,9 @@ in a batch, and with ``refit_every=10``; the plain one-series reference
 (tests/reference/spot_naive.py, exact MLE through evtools.gpd_fit) runs column
 by column on a sample of columns over the same rows and is scaled to all
 columns; the paper's code's own estimator (Grimshaw's trick with L-BFGS-B, as
-restated in tests/reference/spot.py) is timed per refit. Calibration refits every column once, which gives the cost of the
-"refit every column on every row" alternative.
+restated in tests/reference/spot.py) is timed per refit. Calibration refits
+every column once, which gives the cost of the "refit every column on every
+row" alternative.
 """
 import argparse
 import math
@@ -39,12 +40,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
+
 import evtools as ev  # noqa: E402
 from evtools.adapter import NpyRowWriter  # noqa: E402
 from evtools.tails import BLOCK_BYTES  # noqa: E402
 from tests.reference.spot import spot_grimshaw  # noqa: E402
 from tests.reference.spot_naive import NaiveSPOT  # noqa: E402
-from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 
 def gradient_like(rng, rows, spread):

@@ -16,10 +16,10 @@ import time
 import tracemalloc
 
 import numpy as np
+from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 from scipy import stats
 
 import evtools as ev
-from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 
 def make_matrix(rows, cols, seed=0):

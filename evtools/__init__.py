@@ -10,8 +10,14 @@ is one line in ``_EXPORTS``.
 """
 import importlib
 
-from ._errors import (EvtoolsError, FileFormatError, FileWriteError, InvalidInputError, NotFittedError,
-                      UnsupportedModelError)
+from ._errors import (
+    EvtoolsError,
+    FileFormatError,
+    FileWriteError,
+    InvalidInputError,
+    NotFittedError,
+    UnsupportedModelError,
+)
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""Dask arrays in :func:`evtools.fit_tails` and :class:`evtools.TailModel` scoring.
+"""Column-block maps over Dask arrays, for :func:`evtools.fit_tails` and :class:`evtools.TailModel` scoring.
 
 Columns are independent, so a matrix too large for one machine splits by
 column blocks: each block, with all its rows gathered, is fitted by the very
@@ -7,6 +7,9 @@ per-block models are concatenated. Every per-column number depends only on
 its column, so the result equals the in-memory fit bit for bit, whatever the
 blocks. Scoring maps :meth:`TailModel.logsf` over the blocks of the input
 and returns a Dask array.
+
+This module sits below :mod:`evtools.tails` and never imports it: the tail
+model passes its fit, concatenation and scoring functions as arguments.
 
 Dask is optional (the ``dask`` extra): it is imported only when a Dask array
 is passed, and :func:`is_dask_array` never imports it.
@@ -51,41 +54,23 @@ def as_dask_matrix(G, name):
     return G if G.dtype in (np.float32, np.float64) else G.astype(np.float64)
 
 
-def _model_meta(model):
-    return {"n_samples": model.n_samples, "method": model.method, "rule": model.rule,
-            "min_exceed": model.min_exceed, "decluster": model.decluster}
-
-
-def take_columns(model, j0, j1):
-    """The TailModel of columns ``j0:j1`` of ``model`` (views of its arrays)."""
-    from .tails import TailModel
-
-    return TailModel(**{k: getattr(model, k)[j0:j1] for k in TailModel._ARRAYS}, **_model_meta(model))
-
-
-def concat_models(models):
-    """One TailModel of the columns of ``models`` side by side (same settings)."""
-    from .tails import TailModel
-
-    return TailModel(**{k: np.concatenate([getattr(m, k) for m in models], axis=0)
-                        for k in TailModel._ARRAYS}, **_model_meta(models[0]))
-
-
-def _fit_block(block, j0, kwargs):
-    """fit_tails on one block of columns (all rows), with errors naming global columns."""
-    from .tails import fit_tails
-
+def _fit_block(fit, block, j0, kwargs):
+    """``fit(block, **kwargs)`` on one block of columns (all rows), with errors naming global columns."""
     try:
         with _KERNEL_LOCK:
-            return fit_tails(block, progress=False, **kwargs)
+            return fit(block, **kwargs)
     except InvalidInputError as exc:
         raise InvalidInputError(
             f"in the block of G's columns starting at column {j0} (column numbers below count "
             f"from there): {exc}") from exc
 
 
-def fit_tails_dask(G, *, block_size=None, **kwargs):
-    """:func:`evtools.fit_tails` of a Dask array: in-memory fits of column blocks, concatenated.
+def fit_column_blocks(G, fit, block_kwargs, concat, *, block_size=None):
+    """A column-wise fit of a Dask array: in-memory fits of column blocks, concatenated.
+
+    Knows nothing of the model it builds: :func:`evtools.fit_tails` passes
+    itself as ``fit`` and ``evtools.tails.concat_models`` as ``concat``, so
+    this module never imports the tail model.
 
     Parameters
     ----------
@@ -93,15 +78,21 @@ def fit_tails_dask(G, *, block_size=None, **kwargs):
         Checked by :func:`as_dask_matrix`; rechunked to all rows by ``block_size`` columns; each block is
         computed (on the current scheduler: threads, processes or a
         ``dask.distributed`` client) and fitted where it lies.
+    fit : callable
+        ``fit(block, **kwargs)`` -> model of the block's columns; a module-level
+        function (it travels to the workers).
+    block_kwargs : callable
+        ``block_kwargs(j0, j1)`` -> keyword arguments of ``fit`` for columns ``j0:j1``.
+    concat : callable
+        ``concat(models)`` -> one model of the blocks' columns side by side.
     block_size : int, optional
         Columns per block; default keeps a block near 64 MiB, as in-memory.
-    **kwargs
-        The other arguments of :func:`evtools.fit_tails` (``progress`` is ignored).
 
     Returns
     -------
-    TailModel
-        Equal, array for array, to ``fit_tails(G.compute(), ...)``.
+    model
+        What ``concat`` returns: equal, column for column, to ``fit(G.compute(), **block_kwargs(0, n))``
+        when every column's fit depends only on that column.
     """
     import dask
 
@@ -111,35 +102,42 @@ def fit_tails_dask(G, *, block_size=None, **kwargs):
     block_size = int(min(block_size, n_cols))
     if block_size < 1:
         raise InvalidInputError(f"block_size must be at least 1, got {block_size}")
-    kwargs.pop("progress", None)
     blocks = G.rechunk({0: -1, 1: block_size}).to_delayed()[0]
-    fit = dask.delayed(_fit_block, pure=True)
+    fit_one = dask.delayed(_fit_block, pure=True)
     starts = range(0, n_cols, block_size)
-    rule = kwargs.pop("threshold")
-    models = dask.compute(*(fit(b, j0, {**kwargs, "threshold": rule.for_columns(j0, min(j0 + block_size, n_cols))})
+    models = dask.compute(*(fit_one(fit, b, j0, block_kwargs(j0, min(j0 + block_size, n_cols)))
                             for b, j0 in zip(blocks, starts)))
-    model = concat_models(models)
-    model.rule = rule
-    return model
+    return concat(models)
 
 
-def _logsf_block(block, model, block_info=None):
+def _map_block(block, func, model, block_info=None):
     j0, j1 = block_info[0]["array-location"][1]
     with _KERNEL_LOCK:
-        return take_columns(model, j0, j1).logsf(block)
+        return func(block, model, j0, j1)
 
 
-def logsf_dask(model, G):
-    """:meth:`TailModel.logsf` of a Dask array, as a Dask array with ``G``'s chunks.
+def map_column_blocks(G, func, model, n_columns):
+    """``func(block, model, j0, j1)`` over the blocks of a Dask array, as a Dask array with ``G``'s chunks.
+
+    Parameters
+    ----------
+    G : dask.array.Array, shape (n_samples, n_columns)
+    func : callable
+        Module-level function returning a float64 array of the block's shape
+        from the block and the model's columns ``j0:j1``.
+    model : object
+        Sent once to the workers (one Dask task).
+    n_columns : int
+        Columns ``G`` must have.
 
     Values are checked (finite, right columns) when the blocks are computed.
     """
     import dask
 
     G = as_dask_matrix(G, "G")
-    if G.shape[1] != model.n_filters:
+    if G.shape[1] != n_columns:
         raise InvalidInputError(
-            f"G has {G.shape[1]} columns but the model was fitted on {model.n_filters}; "
+            f"G has {G.shape[1]} columns but the model was fitted on {n_columns}; "
             "reference and diagnosed matrices must share their columns")
-    return G.map_blocks(_logsf_block, dask.delayed(model, pure=True), dtype=np.float64,
+    return G.map_blocks(_map_block, func, dask.delayed(model, pure=True), dtype=np.float64,
                         meta=np.empty((0, 0), dtype=np.float64))

@@ -24,6 +24,7 @@ import numpy as np
 
 from ._errors import InvalidInputError
 from ._files import atomic_save
+from ._status import Status
 from ._validation import as_matrix
 
 MATRIX_SUFFIXES = (".npy", ".npz", ".csv")
@@ -129,14 +130,20 @@ class TableRecord:
         raise NotImplementedError
 
     def to_frame(self):
-        """The record as a ``pandas.DataFrame`` (needs the ``pandas`` extra)."""
+        """The record as a ``pandas.DataFrame`` (needs the ``pandas`` extra).
+
+        A ``status`` column of :class:`~evtools.Status` codes shows their names.
+        """
         try:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is a test dependency
             raise ImportError(
                 "to_frame() needs pandas: pip install 'evtools[pandas]', or use to_dict()"
             ) from exc
-        return pd.DataFrame(self.to_dict())
+        frame = pd.DataFrame(self.to_dict())
+        if "status" in frame:
+            frame["status"] = [Status(s).name for s in frame["status"]]
+        return frame
 
 
 def _cell(value):

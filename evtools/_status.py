@@ -10,10 +10,13 @@ from enum import IntEnum
 class Status(IntEnum):
     OK = 0             #: fit converged on enough exceedances
     TOO_FEW = 1        #: fewer exceedances than ``min_exceed``
-    CONSTANT = 2       #: no spread to fit: no value above the threshold (a constant column, ties at the top) or all exceedances equal
+    #: no spread to fit: no value above the threshold (a constant column, ties at the top) or all exceedances equal
+    CONSTANT = 2
     NOT_CONVERGED = 3  #: the estimator did not converge
     XI_BOUNDARY = 4    #: MLE at the xi = -1 boundary (the likelihood is unbounded below it)
-    NO_MAXIMUM = 5     #: the likelihood has no interior maximum: it still rises at xi = 0 towards xi -> inf (e.g. zeros among heavy-tailed exceedances); the exponential is used
+    #: the likelihood has no interior maximum: it still rises at xi = 0 towards xi -> inf (e.g. zeros among
+    #: heavy-tailed exceedances); the exponential is used
+    NO_MAXIMUM = 5
 
 
 OK, TOO_FEW, CONSTANT, NOT_CONVERGED, XI_BOUNDARY, NO_MAXIMUM = (int(s) for s in Status)

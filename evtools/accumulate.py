@@ -160,7 +160,8 @@ class TopKAccumulator:
         -------
         evtools.TailModel
         """
-        from . import TopK, fit_tails
+        from .tails import fit_tails
+        from .threshold import TopK
 
         return fit_tails(self.top, threshold=TopK(self.k), method=method, n_samples=self.count, **kwargs)
 

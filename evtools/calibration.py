@@ -16,9 +16,10 @@ The intervals cover the sampling of the held-out rows only, not the error of
 the fitted levels themselves: even a correct model puts more than ``alpha``
 of its columns outside them, the more so the smaller the reference (at
 20,000 reference rows, 10-14 % instead of 5 % at q = 0.1 to 0.01). The pooled
-ratio averages that error out and is the sharper check. The pooled interval treats the ``n * n_filters`` values as independent; where
-columns are correlated (filters of one layer) it is too narrow, and the
-per-column intervals are the ones to read.
+ratio averages that error out and is the sharper check. The pooled interval
+treats the ``n * n_filters`` values as independent; where columns are
+correlated (filters of one layer) it is too narrow, and the per-column
+intervals are the ones to read.
 """
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from ._kernels import decluster as decluster_kernels
 from ._errors import InvalidInputError
+from ._kernels import decluster as decluster_kernels
 from ._validation import as_matrix, check_columns, check_probability
 
 DEFAULT_LEVELS = (0.1, 0.01, 0.001)

@@ -6,7 +6,7 @@
     evtools score tails.npz G.npy --top 10         # top filters per row, with p-values
     evtools normality G_ref.npy                    # normality tests per column, summary per layer
     evtools return-levels tails.npz --period 1e4   # per-filter return levels with 95 % intervals
-    evtools demo --out DIR [--quick]               # train a small CNN, run the experiments, DIR/report.html
+    evtools demo --out DIR [--quick]               # from the PyTorch adapter: train a CNN, DIR/report.html
 
 Matrices are read from ``.npy``, ``.npz`` or ``.csv``; tables go to the
 terminal, or as CSV or JSON to ``-o FILE`` / ``--format``. Bad input ends
@@ -15,20 +15,27 @@ bad command line), never a traceback.
 
 Each subcommand is one ``_add_<name>`` function that declares its arguments
 and one ``_run_<name>`` function that does the work; a new subcommand adds
-such a pair and registers it in :data:`SUBCOMMANDS`.
+such a pair and registers it in ``SUBCOMMANDS``. Other packages add
+subcommands through the ``evtools.commands`` entry-point group (the PyTorch
+adapter adds ``demo``): the entry point names a function that takes the
+subparsers and adds its parser, with ``set_defaults(run=...)``; the core
+never names an adapter.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
+from pathlib import Path
 
 import numpy as np
 
 from . import __version__
 from ._errors import EvtoolsError, InvalidInputError
-from ._status import Status
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
+from ._status import Status
 from .depth import layer_codes
+from .gpd import METHODS as GPD_METHODS
 from .multitest import CORRECTIONS
 from .normality import NORMALITY_TESTS, normality_tests
 from .saliency import POTSaliency, ZScoreSaliency, load_saliency
@@ -132,7 +139,7 @@ def _add_fit(subparsers):
     p.add_argument("--threshold", type=_threshold_rule, default=Quantile(0.90),
                    help="pot threshold: a quantile level such as 0.9 (default), a top-k count such as 500, "
                         "or a fixed threshold: fixed:30 (every column) or fixed:FILE (.npy or text, one per column)")
-    p.add_argument("--method", choices=("mle", "pwm", "pwmb", "zhang", "mom"), default="mle",
+    p.add_argument("--method", choices=GPD_METHODS, default="mle",
                    help="pot: GPD estimator (default: exact maximum likelihood)")
     p.add_argument("--holdout", type=_holdout_share, default=None, metavar="SHARE",
                    help="pot: fit on all but this share of the rows (e.g. 0.2, drawn with --seed) and "
@@ -251,34 +258,6 @@ def _run_normality(args):
     return EXIT_OK
 
 
-# --- evtools demo -------------------------------------------------------------------------
-
-
-def _add_demo(subparsers):
-    p = subparsers.add_parser("demo", help="train a small CNN, diagnose its mistakes, write a report",
-                              description="Train (or load from DIR/cache) the demo CNN, run the published "
-                                          "experiments and write DIR/report.html and DIR/results.json. "
-                                          "Needs torch and matplotlib.")
-    p.add_argument("--out", default="evtools_demo", help="output folder (default: ./evtools_demo)")
-    p.add_argument("--quick", action="store_true", help="small model and sizes, for CI (under a minute)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the model, the data and the experiments")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
-    p.set_defaults(run=_run_demo)
-
-
-def _run_demo(args):
-    try:  # the only link from the core to a framework adapter, loaded on demand
-        import matplotlib  # noqa: F401  (the report's figures)
-        from evtools_torch.demo.run import run_demo, summary_table
-    except ImportError as exc:
-        raise EvtoolsError(f"`evtools demo` needs PyTorch, matplotlib and the evtools_torch adapter ({exc}); "
-                           "install them with: pip install 'evtools[torch,plot]'") from exc
-    results = run_demo(args.out, quick=args.quick, seed=args.seed, progress=args.progress)
-    print(summary_table(results))
-    print(f"report: {args.out}/report.html")
-    return EXIT_OK
-
-
 # --- evtools return-levels ----------------------------------------------------------------
 
 
@@ -307,7 +286,8 @@ def _add_return_levels(subparsers):
 def _run_return_levels(args):
     model = load_saliency(args.model)
     if not isinstance(model, POTSaliency):
-        raise EvtoolsError(f"{args.model} holds a z-score model; return levels need a pot model (evtools fit --scorer pot)")
+        raise EvtoolsError(f"{args.model} holds a z-score model; return levels need a pot model "
+                           "(evtools fit --scorer pot)")
     tail = model.tail_
     period = 10.0 * tail.n_samples if args.period is None else args.period
     G = None if args.data is None else read_matrix(args.data, key=args.key)
@@ -322,13 +302,98 @@ def _run_return_levels(args):
     return EXIT_OK
 
 
+# --- subcommands of other packages (entry points) ---------------------------------------
+
+#: entry-point group of subcommands added by other packages (``name = "module:add_function [extras]"``)
+COMMAND_GROUP = "evtools.commands"
+
+
+def _source_tree_entry_points(group):
+    """Entry points of ``group`` declared in the pyproject.toml of an uninstalled source checkout.
+
+    Used only when the installed metadata lists none (a checkout run with
+    ``PYTHONPATH`` before ``pip install -e .`` has refreshed the metadata).
+    """
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, ValueError):
+        return []
+    if project.get("name") != "evtools":
+        return []
+    declared = project.get("entry-points", {}).get(group, {})
+    return [metadata.EntryPoint(name, value, group) for name, value in declared.items()]
+
+
+def discover_commands(entry_points=None):
+    """Entry points of :data:`COMMAND_GROUP`, one per command name, not yet loaded.
+
+    Parameters
+    ----------
+    entry_points : iterable of importlib.metadata.EntryPoint, optional
+        Default: those installed, or else those of the source tree's pyproject.toml.
+
+    Returns
+    -------
+    dict
+        Command name -> EntryPoint (the first one of each name).
+    """
+    if entry_points is None:
+        entry_points = list(metadata.entry_points(group=COMMAND_GROUP)) or _source_tree_entry_points(COMMAND_GROUP)
+    found = {}
+    for ep in entry_points:
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def _install_hint(ep):
+    dist = getattr(ep, "dist", None)
+    name = dist.name if dist is not None else "evtools"
+    return f"pip install '{name}[{','.join(ep.extras)}]'" if ep.extras else f"pip install {name}"
+
+
+def _add_entry_point_command(subparsers, ep):
+    """Add the subcommand of one entry point; if it cannot load, a stand-in that says how to get it."""
+    try:
+        add = ep.load()
+    except ImportError as exc:
+        hint = _install_hint(ep)
+
+        def missing(args, exc=exc):
+            raise EvtoolsError(f"`evtools {ep.name}` comes from {ep.value.split(':')[0]}, which cannot be "
+                               f"imported ({exc}); install what it needs with: {hint}")
+
+        # no options (prefix_chars nobody types): every argument is taken, so the run says what is missing
+        p = subparsers.add_parser(ep.name, help=f"(not available: {hint})", add_help=False, prefix_chars="\0")
+        p.add_argument("arguments", nargs="*")
+        p.set_defaults(run=missing)
+        return
+    add(subparsers)
+
+
 # --- entry point --------------------------------------------------------------------------
 
-SUBCOMMANDS = [_add_fit, _add_score, _add_normality, _add_return_levels, _add_demo]
+SUBCOMMANDS = [_add_fit, _add_score, _add_normality, _add_return_levels]
 
 
-def build_parser():
-    """The argument parser with every subcommand of :data:`SUBCOMMANDS`."""
+def _command_name(argv):
+    """The subcommand asked for in ``argv`` (first word not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv=None, entry_points=None):
+    """The argument parser with every subcommand of ``SUBCOMMANDS`` and of :data:`COMMAND_GROUP`.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments to parse: a core subcommand skips loading the other
+        packages' subcommands (PyTorch is not imported for ``evtools fit``).
+    entry_points : iterable of importlib.metadata.EntryPoint, optional
+        As in :func:`discover_commands`.
+    """
     parser = argparse.ArgumentParser(
         prog="evtools",
         description="Extreme-value statistics for diagnosing convolutional networks.",
@@ -337,6 +402,11 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in SUBCOMMANDS:
         add(subparsers)
+    core = set(subparsers.choices)
+    if argv is None or _command_name(argv) not in core:
+        for name, ep in discover_commands(entry_points).items():
+            if name not in core:
+                _add_entry_point_command(subparsers, ep)
     return parser
 
 
@@ -354,7 +424,8 @@ def main(argv=None):
         0 on success, 1 on bad input (one error line on stderr), 2 on a bad
         command line.
     """
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse has printed usage or help

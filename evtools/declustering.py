@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import decluster as decluster_kernels
 from ._errors import InvalidInputError
+from ._kernels import decluster as decluster_kernels
 from ._validation import _as_float_array, as_matrix
 from .threshold import ThresholdRule
 

@@ -20,9 +20,9 @@ import numpy as np
 from scipy import stats
 
 from ._errors import InvalidInputError
-from .gpd import gpd_fit
 from ._status import TOO_FEW
 from ._validation import as_sample, check_probability
+from .gpd import gpd_fit
 
 N_THRESHOLDS = 100
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._errors import InvalidInputError
-from ._validation import INT_MAX, check_int, check_sequence, check_strings
 from ._files import SavedFile, save_npz
+from ._validation import INT_MAX, check_int, check_sequence, check_strings
 
 #: Per-filter reductions of a weight gradient that every framework adapter offers:
 #: mean |g| over the filter's weights (Levin et al.), the L1 norm and the L2 norm.

@@ -45,11 +45,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._kernels import gof as gof_kernels
-from ._kernels import gpd as gpd_kernels
 from ._errors import InvalidInputError
-from ._validation import (_as_float_array, as_sample, check_choice, check_names, check_random_state,
-                          positive_int)
+from ._kernels import gof as gof_kernels
+from ._validation import _as_float_array, as_sample, check_choice, check_names, check_random_state, positive_int
+from .gpd import check_method
 
 TESTS = ("ad", "cvm")
 PVALUE_METHODS = ("table", "bootstrap")
@@ -79,26 +78,19 @@ def _check_params(sigma, xi):
     return sigma, xi
 
 
-def check_estimator(estimator):
-    """The estimator's code in ``_kernels.gpd.METHODS``, or InvalidInputError."""
-    if not isinstance(estimator, str) or estimator not in gpd_kernels.METHODS:
-        raise InvalidInputError(f"estimator must be one of {sorted(gpd_kernels.METHODS)} (the method "
-                                f"that fitted sigma and xi), got {estimator!r}")
-    return gpd_kernels.METHODS[estimator]
-
-
 def pvalues(ad, cvm, counts, sigma, xi, estimator, pvalue, n_boot, random_state):
     """``(ad_pvalue, ad_pvalue, n_valid)`` per column: tables (MLE only, else NaN) or the bootstrap.
 
     ``ad``, ``cvm``, ``sigma``, ``xi`` float64 (F,), ``counts`` int64 (F,);
     ``n_valid`` is None for tables.
     """
-    code = check_estimator(estimator)
+    code = check_method(estimator, "estimator")
     if pvalue == "table":
         if estimator != "mle":  # the tables hold for maximum likelihood only
             nan = np.full(ad.shape, np.nan)
             return nan, nan.copy(), None
-        return gof_kernels.table_pvalues(ad, xi, gof_kernels.AD_CRIT), gof_kernels.table_pvalues(cvm, xi, gof_kernels.CVM_CRIT), None
+        return (gof_kernels.table_pvalues(ad, xi, gof_kernels.AD_CRIT),
+                gof_kernels.table_pvalues(cvm, xi, gof_kernels.CVM_CRIT), None)
     n_tasks = -(-n_boot // gof_kernels.BOOT_CHUNK)
     seeds = check_random_state(random_state).integers(0, 2**31 - 1, size=(ad.shape[0], n_tasks))
     ge_ad, ge_cvm, valid = (a.sum(axis=1) for a in gof_kernels.bootstrap_columns(
@@ -193,7 +185,7 @@ def gpd_gof(x, sigma, xi, *, test=("ad", "cvm"), pvalue="table", n_boot=999, ran
     """
     tests = _check_tests(test)
     n_boot = _check_pvalue(pvalue, n_boot)
-    check_estimator(estimator)
+    check_method(estimator, "estimator")
     sigma, xi = _check_params(sigma, xi)
     y = as_sample(x, "x")
     if y.size < gof_kernels.MIN_GOF_SIZE:
@@ -256,7 +248,7 @@ def gof_columns(Y, counts, sigma, xi, pvalue="table", *, n_boot=999, random_stat
         everywhere: per-column trouble is not an error.
     """
     n_boot = _check_pvalue(pvalue, n_boot)
-    check_estimator(estimator)
+    check_method(estimator, "estimator")
     Y = _as_float_array(Y, "Y")
     if Y.ndim != 2:
         raise InvalidInputError(f"Y must be 2-D (k_max, n_cols), got shape {Y.shape}")
@@ -266,7 +258,8 @@ def gof_columns(Y, counts, sigma, xi, pvalue="table", *, n_boot=999, random_stat
         raise InvalidInputError(f"counts must hold integers, got dtype {counts.dtype}")
     counts = _column_array(counts, "counts", n_cols, np.int64)
     if counts.size and (counts.min() < 0 or counts.max() > k_max):
-        raise InvalidInputError(f"counts must lie in [0, {k_max}] (the rows of Y), got [{counts.min()}, {counts.max()}]")
+        raise InvalidInputError(
+            f"counts must lie in [0, {k_max}] (the rows of Y), got [{counts.min()}, {counts.max()}]")
     sigma = _column_array(sigma, "sigma", n_cols)
     xi = _column_array(xi, "xi", n_cols)
     Y = np.asfortranarray(Y, dtype=np.float64)

@@ -15,9 +15,9 @@ import numpy as np
 from numba import vectorize
 from scipy import stats
 
+from ._errors import InvalidInputError
 from ._kernels import gpd as gpd_kernels
 from ._kernels import return_levels as return_kernels
-from ._errors import InvalidInputError
 from ._status import OK, XI_BOUNDARY, Status
 from ._validation import _as_float_array, as_sample, check_int, check_probability, check_random_state
 
@@ -354,6 +354,18 @@ class GPDFit:
 METHODS = tuple(gpd_kernels.METHODS)  #: the estimators' names (the registry is ``_kernels.gpd.METHODS``)
 
 
+def check_method(method, name="method"):
+    """The kernel code of the GPD estimator named ``method``; InvalidInputError if there is none.
+
+    The one check of an estimator name (``gpd_fit``, ``fit_tails``, ``SPOT``,
+    the goodness-of-fit tests), against the registry ``_kernels.gpd.METHODS``.
+    """
+    if not isinstance(method, str) or method not in gpd_kernels.METHODS:
+        raise InvalidInputError(f"unknown {name} {method!r}; {name} must be one of "
+                                f"{', '.join(map(repr, METHODS))} (the GPD estimators)")
+    return gpd_kernels.METHODS[method]
+
+
 def _mle_relative_cov(y, sigma, xi):
     """Covariance of ``(sigma_hat / sigma, xi_hat)`` from the observed information.
 
@@ -417,10 +429,7 @@ def gpd_fit(x, method="mle"):
         ``x`` is not 1-D, holds NaN, inf or negative values, has fewer than
         2 values, or ``method`` is unknown.
     """
-    if not isinstance(method, str) or method not in METHODS:
-        raise InvalidInputError(
-            f"unknown method {method!r}; choose one of {', '.join(repr(m) for m in METHODS)}"
-        )
+    code = check_method(method)
     y = as_sample(x, "x", min_size=2)
     if y.min() < 0:
         i = int(np.argmin(y))
@@ -429,7 +438,7 @@ def gpd_fit(x, method="mle"):
             "(values minus the threshold, all >= 0)"
         )
     rel_cov = np.full((2, 2), np.nan)
-    sigma, xi, loglik, status = gpd_kernels.fit_by_code(y, gpd_kernels.METHODS[method])
+    sigma, xi, loglik, status = gpd_kernels.fit_by_code(y, code)
     if method == "mle" and status == OK:
         rel_cov = _mle_relative_cov(y, sigma, xi)
     status = Status(status)

@@ -129,7 +129,7 @@ def plot_return_levels(model, column, G_ref=None, periods=None, alpha=0.05, meth
     -------
     matplotlib Axes
     """
-    from ._dask import take_columns
+    from .tails import take_columns
 
     tail = getattr(model, "tail_", model)
     if not 0 <= column < tail.n_filters:

@@ -18,17 +18,17 @@ import math
 import numpy as np
 from scipy import stats
 
-from ._kernels import return_levels as return_kernels
 from ._blocks import sorted_column_blocks
 from ._errors import InvalidInputError
-from ._status import Status
+from ._io import TableRecord
+from ._kernels import return_levels as return_kernels
 from ._validation import as_matrix, check_columns, check_probability
 
 METHODS = ("delta", "profile")
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class ReturnLevels:
+class ReturnLevels(TableRecord):
     """Return levels of every column with confidence intervals.
 
     Attributes
@@ -76,14 +76,6 @@ class ReturnLevels:
         """Per-column results as a dict of arrays (no pandas needed)."""
         return {"estimate": self.estimate, "lower": self.lower, "upper": self.upper, "se": self.se,
                 "status": self.status}
-
-    def to_frame(self):
-        """Per-column results as a pandas DataFrame (needs pandas)."""
-        import pandas as pd
-
-        frame = pd.DataFrame(self.to_dict())
-        frame["status"] = [Status(s).name for s in self.status]
-        return frame
 
     def __repr__(self):
         unit = f"{self.period:g} x {self.per_year:g} observations" if self.per_year else f"{self.m:g} observations"

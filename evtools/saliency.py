@@ -547,7 +547,10 @@ class POTSaliency(_ParameterSaliency):
         return np.power(10.0, -score)
 
     def save(self, path):
-        """Write the tail model (:meth:`TailModel.save`, atomic, ``.npz`` appended unless present); returns the path written."""
+        """Write the tail model (:meth:`TailModel.save`, atomic, ``.npz`` appended unless present).
+
+        Returns the path written.
+        """
         self._check_is_fitted()
         return self.tail_.save(path)
 

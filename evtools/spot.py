@@ -19,14 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import spot as spot_kernels
 from ._errors import InvalidInputError, NotFittedError
 from ._files import SavedFile, save_npz
 from ._io import TableRecord
+from ._kernels import spot as spot_kernels
 from ._status import Status
-from ._kernels.tails import METHODS
-from ._validation import (INT_MAX, as_matrix, check_choice, check_columns, check_finite, check_int,
-                          check_probability)
+from ._validation import INT_MAX, as_matrix, check_columns, check_finite, check_int, check_probability
+from .gpd import check_method
 from .threshold import Fixed, Quantile, ThresholdRule
 
 _MIN_CAPACITY = 16
@@ -164,7 +163,7 @@ class SPOT:
     def _check_params(self):
         check_probability(self.q, "q")
         self._rule()
-        check_choice(self.method, "method", tuple(METHODS))
+        check_method(self.method)
         check_int(self.min_exceed, "min_exceed", low=2)
         check_int(self.refit_every, "refit_every")
 
@@ -174,7 +173,7 @@ class SPOT:
         return Quantile(check_probability(self.level, "level"))
 
     def _kernel_args(self):
-        return float(self.q), METHODS[self.method], int(self.min_exceed)
+        return float(self.q), check_method(self.method), int(self.min_exceed)
 
     def __repr__(self):
         params = ", ".join(f"{k}={getattr(self, k)!r}" for k in self._params)

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import json
 import math
+
 import numpy as np
 
+from ._blocks import BLOCK_BYTES, column_blocks, thread_slices  # noqa: F401 (BLOCK_BYTES: fit_tails' working memory per block)
+from ._dask import as_dask_matrix, fit_column_blocks, is_dask_array, map_column_blocks
+from ._errors import InvalidInputError
+from ._files import SavedFile, save_npz
+from ._io import TableRecord
 from ._kernels import decluster as decluster_kernels
 from ._kernels import return_levels as return_kernels
 from ._kernels import tails as tail_kernels
-from ._blocks import BLOCK_BYTES, column_blocks, thread_slices  # noqa: F401 (BLOCK_BYTES: fit_tails' working memory per block)
-from ._dask import as_dask_matrix, fit_tails_dask, is_dask_array, logsf_dask
-from ._errors import InvalidInputError
-from ._files import SavedFile, save_npz
 from ._status import Status
-from ._validation import as_matrix, check_choice, check_columns, check_int, check_probability
+from ._validation import as_matrix, check_columns, check_int, check_probability
 from .calibration import DEFAULT_LEVELS, calibration
 from .declustering import check_run
 from .gof import _check_pvalue, pvalues
+from .gpd import check_method
 from .return_levels import return_levels
 from .threshold import Fixed, Quantile, ThresholdRule, _OrderStatisticRule, as_rule
 
@@ -82,7 +85,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     """
     G = as_dask_matrix(G, "G") if is_dask_array(G) else as_matrix(G, "G")
     rule = as_rule(threshold, Quantile(0.98))
-    method = check_choice(method, "method", tuple(tail_kernels.METHODS))
+    code = check_method(method)
     min_exceed = check_int(min_exceed, "min_exceed", low=2)
     n_knots = check_int(n_knots, "n_knots", low=2, high=MAX_KNOTS)
     block_size = check_int(block_size, "block_size", none_ok=True)
@@ -97,9 +100,13 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
     if is_dask_array(G):  # the same fit mapped over column blocks (evtools._dask)
-        return fit_tails_dask(G, threshold=rule, method=method, min_exceed=int(min_exceed),
-                              n_samples=n_samples, n_knots=int(n_knots), block_size=block_size,
-                              decluster=decluster)
+        settings = {"method": method, "min_exceed": int(min_exceed), "n_samples": n_samples,
+                    "n_knots": int(n_knots), "decluster": decluster, "progress": False}
+        model = fit_column_blocks(
+            G, fit_tails, lambda j0, j1: {**settings, "threshold": rule.for_columns(j0, j1)},
+            concat_models, block_size=block_size)
+        model.rule = rule
+        return model
     t = np.empty(F)
     n_exceed = np.empty(F, dtype=np.int64)
     sigma, xi, loglik = np.empty(F), np.empty(F), np.empty(F)
@@ -133,7 +140,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         thread_slices(j1 - j0, fit)
         exceedances = T.T  # each column ends with its exceedances
         if run:
-            n_clusters, above[c], *tail = decluster_kernels.fit_clusters_block(G[:, c], t[c], run, tail_kernels.METHODS[method],
+            n_clusters, above[c], *tail = decluster_kernels.fit_clusters_block(G[:, c], t[c], run, code,
                                                                 int(min_exceed), n_total)
             has = n_clusters > 0  # columns without exceedances keep the selection's CONSTANT tail
             for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
@@ -159,7 +166,28 @@ def _cluster_maxima_block(X, t, run, n_clusters):
     return np.asfortranarray(np.sort(maxima, axis=0)[::-1])  # NaN padding first, maxima last
 
 
-class TailModel:
+def _model_meta(model):
+    return {"n_samples": model.n_samples, "method": model.method, "rule": model.rule,
+            "min_exceed": model.min_exceed, "decluster": model.decluster}
+
+
+def take_columns(model, j0, j1):
+    """The TailModel of columns ``j0:j1`` of ``model`` (views of its arrays)."""
+    return TailModel(**{k: getattr(model, k)[j0:j1] for k in TailModel._ARRAYS}, **_model_meta(model))
+
+
+def concat_models(models):
+    """One TailModel of the columns of ``models`` side by side (same settings)."""
+    return TailModel(**{k: np.concatenate([getattr(m, k) for m in models], axis=0)
+                        for k in TailModel._ARRAYS}, **_model_meta(models[0]))
+
+
+def _logsf_columns(block, model, j0, j1):
+    """logsf of a block of G's columns ``j0:j1`` (one Dask block)."""
+    return take_columns(model, j0, j1).logsf(block)
+
+
+class TailModel(TableRecord):
     """Per-column peaks-over-threshold tail models.
 
     For column ``k`` with threshold ``t_k``, the survival function of a value
@@ -290,7 +318,7 @@ class TailModel:
         even where ``sf`` underflows to 0 or lies beyond a bounded tail's end.
         """
         if is_dask_array(G):  # a lazy Dask array with G's chunks (evtools._dask)
-            return logsf_dask(self, G)
+            return map_column_blocks(G, _logsf_columns, self, self.n_filters)
         G = as_matrix(G, "G")
         check_columns(G, self.n_filters)
         return tail_kernels.logsf_matrix(np.ascontiguousarray(G), self.threshold, self.tail_mass,
@@ -415,14 +443,6 @@ class TailModel:
             "sigma": self.sigma, "xi": self.xi, "loglik": self.loglik, "status": self.status,
             "n_above": self.n_above,
         }
-
-    def to_frame(self):
-        """Per-column results as a pandas DataFrame (needs pandas)."""
-        import pandas as pd
-
-        frame = pd.DataFrame(self.to_dict())
-        frame["status"] = [Status(s).name for s in self.status]
-        return frame
 
     def save(self, path):
         """Write the model to an ``.npz`` file, atomically (a failed save leaves the old file).

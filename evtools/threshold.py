@@ -18,9 +18,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ._kernels import gof as gof_kernels
 from ._blocks import sorted_column_blocks
 from ._errors import InvalidInputError
+from ._kernels import gof as gof_kernels
 from ._validation import as_matrix, check_int, check_probability
 
 

@@ -5,13 +5,14 @@ import json
 import shutil
 import subprocess
 import sys
+from importlib.metadata import EntryPoint
 
 import numpy as np
 import pytest
 
 import evtools as ev
 from evtools._io import read_matrix
-from evtools.cli import main
+from evtools.cli import COMMAND_GROUP, build_parser, discover_commands, main
 from evtools.saliency import load_saliency
 
 
@@ -227,3 +228,52 @@ def test_module_and_console_script(files):
     res = subprocess.run([script, "score", str(tmp / "none.npz"), str(paths["G"])],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 1 and res.stderr.startswith("evtools: error:") and "Traceback" not in res.stderr
+
+
+# --- subcommands of other packages (entry-point group evtools.commands) -------------------
+
+
+def _add_hello(subparsers):
+    p = subparsers.add_parser("hello", help="say hello")
+    p.add_argument("--name", default="world")
+    p.set_defaults(run=lambda args: print(f"hello {args.name}") or 0)
+
+
+HELLO = EntryPoint("hello", "tests.test_cli:_add_hello", COMMAND_GROUP)
+MISSING = EntryPoint("absent", "no_such_adapter_pkg.cli:add [torch,plot]", COMMAND_GROUP)
+
+
+def test_discovered_command_is_added_and_runs(capsys):
+    parser = build_parser(["hello"], entry_points=[HELLO])
+    args = parser.parse_args(["hello", "--name", "ev"])
+    assert args.run(args) == 0
+    assert capsys.readouterr().out == "hello ev\n"
+    assert "hello" in parser.format_help()
+
+
+def test_discovery_keeps_one_entry_point_per_name():
+    other = EntryPoint("hello", "elsewhere:add", COMMAND_GROUP)
+    assert discover_commands([HELLO, other]) == {"hello": HELLO}
+
+
+def test_core_command_does_not_load_other_packages():
+    exploding = EntryPoint("boom", "tests.test_cli:no_such_function", COMMAND_GROUP)
+    parser = build_parser(["fit", "x.npy", "-o", "m"], entry_points=[exploding])
+    assert "boom" not in parser.format_help()
+    with pytest.raises(AttributeError):  # the same entry point fails when it is loaded
+        build_parser(["boom"], entry_points=[exploding])
+
+
+def test_missing_adapter_says_how_to_get_it():
+    parser = build_parser([], entry_points=[MISSING])
+    assert "pip install 'evtools[torch,plot]'" in parser.format_help()
+    args = parser.parse_args(["absent", "--out", "x"])
+    with pytest.raises(ev.EvtoolsError, match=r"no_such_adapter_pkg.*pip install 'evtools\[torch,plot\]'"):
+        args.run(args)
+
+
+def test_demo_is_registered_by_the_torch_adapter():
+    """The source tree (or the installed metadata) registers `demo` through the entry-point group."""
+    ep = discover_commands()["demo"]
+    assert ep.value.split(":")[0] == "evtools_torch.cli" and set(ep.extras) == {"torch", "plot"}
+    assert "demo" in build_parser([]).format_help()

@@ -18,7 +18,6 @@ from evtools_torch.demo import (
     vgg_small,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 

@@ -81,7 +81,8 @@ def test_batched_select_equals_per_column_loop():
             assert d["chosen"][j] == idx
             assert d["threshold"][j] == pytest.approx(t, rel=1e-12)
             np.testing.assert_allclose(d["candidate_threshold"][:, j], np.quantile(X[:, j], PROBS), rtol=1e-12)
-            np.testing.assert_array_equal(d["n_exceed"][:, j], [np.sum(X[:, j] > u) for u in d["candidate_threshold"][:, j]])
+            counts = [np.sum(X[:, j] > u) for u in d["candidate_threshold"][:, j]]
+            np.testing.assert_array_equal(d["n_exceed"][:, j], counts)
 
 
 def test_selects_the_change_point():

@@ -207,15 +207,15 @@ def test_index_follows_the_forward_pass():
 
 
 @pytest.mark.slow
-def test_filters_select_columns():
+def test_layers_select_columns():
     apply_fn, params, x, y, _ = _case("2d", dtype=np.float32)
     G, index = filter_gradient_norms(apply_fn, params, (x, y), progress=False)
-    G_sub, index_sub = filter_gradient_norms(apply_fn, params, (x, y), filters=["down", "stem"], progress=False)
+    G_sub, index_sub = filter_gradient_norms(apply_fn, params, (x, y), layers=["down", "stem"], progress=False)
     assert index_sub.layers() == ["stem", "down"]
     np.testing.assert_array_equal(index_sub.depth, np.repeat([0, 1], [6, 8]))
     cols = np.concatenate([index.columns_of("stem"), index.columns_of("down")])
     np.testing.assert_allclose(G_sub, G[:, cols], rtol=1e-5)
-    G_one, index_one = filter_gradient_norms(apply_fn, params, (x, y), filters="circ", progress=False)
+    G_one, index_one = filter_gradient_norms(apply_fn, params, (x, y), layers="circ", progress=False)
     assert index_one.layers() == ["circ"]
     np.testing.assert_allclose(G_one, G[:, index.columns_of("circ")], rtol=1e-5)
 
@@ -332,11 +332,11 @@ class _Unhashable:
 
 def test_errors():
     apply_fn, params, x, y, _ = _case("2d", dtype=np.float32, n=4)
-    _raises("no convolution named 'nope'.*'stem'", apply_fn, params, (x, y), filters=["nope"])
-    _raises("no convolution named 'Dense_0'", apply_fn, params, (x, y), filters=["Dense_0"])
-    _raises("listed twice", apply_fn, params, (x, y), filters=["stem", "stem"])
-    _raises("filters is empty", apply_fn, params, (x, y), filters=[])
-    _raises("layer names", apply_fn, params, (x, y), filters=[3])
+    _raises("no convolution named 'nope'.*'stem'", apply_fn, params, (x, y), layers=["nope"])
+    _raises("no convolution named 'Dense_0'", apply_fn, params, (x, y), layers=["Dense_0"])
+    _raises("listed twice", apply_fn, params, (x, y), layers=["stem", "stem"])
+    _raises("layers is empty", apply_fn, params, (x, y), layers=[])
+    _raises("layer names", apply_fn, params, (x, y), layers=[3])
     _raises("pytree of arrays", apply_fn, {"params": params["params"], "n": 3}, (x, y))
     _raises("hashable", _Unhashable(), params, (x, y))
     _raises("apply_fn must be callable", 3, params, (x, y))
@@ -402,10 +402,10 @@ def test_weight_norm_with_one_scale_is_refused_by_name(x64, batched):
         filter_gradient_norms(apply_fn, variables, (x, y), progress=False)
     message = str(error.value)
     for part in ("'wn.conv/kernel/scale'", "no output filters", "Normed/wn/conv", "broadcast over all filters",
-                 "filters=['conv', 'sconv']", "close over it"):
+                 "layers=['conv', 'sconv']", "close over it"):
         assert part in message
-    _raises_unsupported("wn.conv/kernel/scale", apply_fn, variables, (x, y), filters=["sconv", "wn.conv/kernel/scale"])
-    G, index = filter_gradient_norms(apply_fn, variables, (x, y), filters=["conv", "sconv"], reduction="l2",
+    _raises_unsupported("wn.conv/kernel/scale", apply_fn, variables, (x, y), layers=["sconv", "wn.conv/kernel/scale"])
+    G, index = filter_gradient_norms(apply_fn, variables, (x, y), layers=["conv", "sconv"], reduction="l2",
                                      batch_size=2, progress=False)
     _assert_rows_close(G, _loop(apply_fn, variables, x, y, "l2", index), 1e-9)
 
@@ -532,8 +532,8 @@ def test_kernel_shared_along_different_filter_axes_is_refused(x64):
     rng = np.random.default_rng(0)
     params = {"w": rng.standard_normal((3, 3, 4, 6)), "fc": rng.standard_normal((4, 3))}
     x, y = rng.standard_normal((2, 6, 6, 4)), np.array([0, 1])
-    _raises_unsupported(r"'w' cannot have exact per-filter columns: its filters lie along different axes: axis 2 for convolution 1.*axis 3 for "
-                        r"convolution 0", tied_apply, params, (x, y))
+    _raises_unsupported(r"'w' cannot have exact per-filter columns: its filters lie along different axes: "
+                        r"axis 2 for convolution 1.*axis 3 for convolution 0", tied_apply, params, (x, y))
 
 
 class MaskedConv(linen.Module):
@@ -578,8 +578,18 @@ def test_low_rank_factor_with_filters_gets_columns_and_the_other_is_refused(x64)
               "B": rng.standard_normal((2, 5)) * 0.3, "fc": rng.standard_normal((5, 3))}
     x, y = rng.standard_normal((4, 6, 6, 2)), rng.integers(0, 3, 4)
     _raises_unsupported(r"'A' cannot have exact per-filter columns: it has no output filters.*dot_general.*"
-                        r"filters=\['B', 'w'\]", lora_apply, params, (x, y))
-    G, index = filter_gradient_norms(lora_apply, params, (x, y), filters=["w", "B"], reduction="l2", progress=False)
+                        r"layers=\['B', 'w'\]", lora_apply, params, (x, y))
+    G, index = filter_gradient_norms(lora_apply, params, (x, y), layers=["w", "B"], reduction="l2", progress=False)
     assert index.layers() == ["B", "w"]
     np.testing.assert_array_equal(index.n_weights, np.repeat([2, 18], 5))
     _assert_rows_close(G, _loop(lora_apply, params, x, y, "l2", index), 1e-9)
+
+
+def test_filters_is_a_deprecated_alias_of_layers():
+    apply_fn, params, x, y, _ = _case("2d", dtype=np.float32, n=2)
+    with pytest.warns(DeprecationWarning, match="layers="):
+        G_old, index_old = filter_gradient_norms(apply_fn, params, (x, y), filters=["stem"], progress=False)
+    G_new, index_new = filter_gradient_norms(apply_fn, params, (x, y), layers=["stem"], progress=False)
+    np.testing.assert_array_equal(G_old, G_new)
+    assert index_old == index_new and index_new.layers() == ["stem"]
+    _raises("layers= only", apply_fn, params, (x, y), layers=["stem"], filters=["stem"])

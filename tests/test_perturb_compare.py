@@ -6,7 +6,6 @@ from scipy import ndimage, stats
 from evtools.perturb import Baseline, compare, make_baseline, occlusion, sensitivity, variations
 from tests.reference.perturb_naive import ssim_naive
 
-
 # ------------------------------------------------------------------ baselines
 
 

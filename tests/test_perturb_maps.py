@@ -7,7 +7,11 @@ import pytest
 from evtools.perturb import make_baseline, mask_search, occlusion, rise
 from evtools.perturb.maps import _upsampling_crops
 from tests.reference.perturb_naive import (
-    bilinear_naive, mask_search_naive, occlusion_naive, rise_naive, smooth_mask_naive,
+    bilinear_naive,
+    mask_search_naive,
+    occlusion_naive,
+    rise_naive,
+    smooth_mask_naive,
 )
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
 import evtools as ev
@@ -142,8 +143,9 @@ def test_delta_kernel_equals_the_closed_form(xi, sigma, k, m, r):
 
 
 def test_delta_kernel_is_continuous_at_xi_zero():
-    args = lambda xi: (1e4, 1.96, np.array([0.0]), np.array([100]), 1000.0, np.array([2.0]), np.array([xi]),
-                       np.array([[0.01, -0.002, 0.004]]), np.array([OK], dtype=np.int8))
+    def args(xi):
+        return (1e4, 1.96, np.array([0.0]), np.array([100]), 1000.0, np.array([2.0]), np.array([xi]),
+                np.array([[0.01, -0.002, 0.004]]), np.array([OK], dtype=np.int8))
     at0 = RK.delta_return_levels(*args(0.0))
     for tiny in (1e-12, -1e-9, 1e-5):
         near = RK.delta_return_levels(*args(tiny))

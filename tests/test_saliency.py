@@ -9,8 +9,8 @@ from statsmodels.stats.multitest import multipletests
 
 import evtools as ev
 from evtools.gpd import gpd_fit
-from evtools.tails import fit_tails
 from evtools.saliency import STD_FLOOR, POTSaliency, ZScoreSaliency, load_saliency
+from evtools.tails import fit_tails
 from tests.reference.saliency_naive import bh_naive, normal_pvalue_naive, rank_naive, zscore_naive
 from tests.reference.spot import spot_grimshaw, spot_log_likelihood
 

@@ -1,7 +1,8 @@
 """fit_tails by selection (introselect) equals the sort-based path, bit for bit, on messy columns."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import evtools as ev
@@ -96,7 +97,8 @@ def test_select_ranks_places_order_statistics(a, data):
         assert np.all(b[:r] <= b[r]) and np.all(b[r + 1:] >= b[r])
 
 
-@given(hnp.arrays(np.float64, st.integers(0, 300), elements=st.floats(-1e300, 1e300, allow_subnormal=False) | st.just(0.0)))
+@given(hnp.arrays(np.float64, st.integers(0, 300),
+                  elements=st.floats(-1e300, 1e300, allow_subnormal=False) | st.just(0.0)))
 def test_sorts_match_numpy(a):
     for sort in (_heapsort, sort_all):
         b = a.copy()

@@ -4,7 +4,6 @@
 # as filter_gradient_norms(..., out=TailAccumulator(k)) to stream a reference set into the k + 1
 # largest values per column that a TopK(k) tail fit needs.
 from evtools import TopKAccumulator as TailAccumulator
-
 from evtools.filters import REDUCTIONS
 
 from .gradnorms import filter_gradient_norms

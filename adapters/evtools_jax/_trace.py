@@ -141,7 +141,8 @@ def _conv_kernels(apply_fn, treedef, leaf_avals, input_aval):
             if isinstance(axis, int):
                 axes[position].setdefault(axis, conv)
             else:
-                reasons.setdefault(position, f"it has no output filters: it reaches the kernel of {conv} only through {axis}")
+                reasons.setdefault(position,
+                                   f"it has no output filters: it reaches the kernel of {conv} only through {axis}")
     kernels, refused = [], []
     for position in order:
         found = axes[position]

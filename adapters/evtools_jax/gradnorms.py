@@ -11,6 +11,7 @@ per-filter reduction, so only the ``(n, n_filters)`` norms leave the device.
 from __future__ import annotations
 
 import itertools
+import warnings
 from functools import partial
 from typing import NamedTuple
 
@@ -19,9 +20,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from evtools import FilterIndex
+from evtools.adapter import (
+    InvalidInputError,
+    UnsupportedModelError,
+    batch_iterator,
+    check_pair,
+    finished_in_batch,
+    progress_bar,
+    row_sink,
+)
 from evtools.filters import check_reduction
-from evtools.adapter import InvalidInputError, UnsupportedModelError
-from evtools.adapter import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
 
 from ._trace import conv_kernels
 
@@ -40,11 +48,12 @@ def filter_gradient_norms(
     *,
     loss=None,
     reduction="mean_abs",
-    filters=None,
+    layers=None,
     batch_size=64,
     progress=True,
     out=None,
     resume=False,
+    filters=None,
 ):
     """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
 
@@ -87,10 +96,10 @@ def filter_gradient_norms(
         Norm of each filter's gradient ``g`` (its ``n_weights`` weight
         gradients; the bias is not a real parameter of the kernel): ``mean(|g|)`` (Levin et al.),
         ``sum(|g|)`` or ``sqrt(sum(g**2))``.
-    filters : sequence of str, optional
-        Real parameters to include, by name (as in the returned index).
-        Default: every one. Columns follow the forward pass whatever the
-        order given.
+    layers : str or sequence of str, optional
+        Real parameters to include, by name (as in the returned index), as
+        ``layers=`` of the PyTorch adapter. Default: every one. Columns follow
+        the forward pass whatever the order given.
     batch_size : int
         Samples per compiled call on an accelerator (memory grows with
         ``batch_size`` times the number of convolution weights) and per block
@@ -112,6 +121,9 @@ def filter_gradient_norms(
         run from its first missing row: give the same parameters, ``data``
         (in the same order) and ``batch_size``, and the file ends equal to an
         uninterrupted run's. A missing file starts afresh.
+    filters : str or sequence of str, optional
+        Deprecated alias of ``layers`` (its name in 0.1.0); warns with a
+        DeprecationWarning.
 
     Returns
     -------
@@ -139,7 +151,7 @@ def filter_gradient_norms(
         For a selected parameter a kernel depends on that has no output
         filters (a scalar scale, stacked ``nn.scan`` kernels, a kernel shared
         along different filter axes): the message names it, the convolution
-        and the way out (``filters=`` without it).
+        and the way out (``layers=`` without it).
 
     Notes
     -----
@@ -162,6 +174,12 @@ def filter_gradient_norms(
     >>> G[:, index.columns_of("block.conv1")]                           # doctest: +SKIP
     """
     check_reduction(reduction)
+    if filters is not None:
+        if layers is not None:
+            raise InvalidInputError("pass layers= only (filters= is its deprecated alias)")
+        warnings.warn("filter_gradient_norms(filters=...) is deprecated (its name in 0.1.0); use layers=, "
+                      "as the PyTorch adapter does", DeprecationWarning, stacklevel=2)
+        layers = filters
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not callable(apply_fn):
@@ -184,7 +202,7 @@ def filter_gradient_norms(
     if first is None:
         raise InvalidInputError("data holds no samples")
     inputs, targets = _check_batch(first, 0)
-    kernels = _select(*conv_kernels(apply_fn, params, inputs[:1]), filters)
+    kernels = _select(*conv_kernels(apply_fn, params, inputs[:1]), layers)
     index = FilterIndex.from_layers(
         [k.name for k in kernels],
         [k.shape[k.out_axis] for k in kernels],
@@ -295,34 +313,34 @@ def _check_params(params):
     return leaves, treedef
 
 
-def _select(kernels, refused, filters):
-    """The kernels named in ``filters`` (all when None), in forward order; a refused one selected raises."""
+def _select(kernels, refused, layers):
+    """The kernels named in ``layers`` (all when None), in forward order; a refused one selected raises."""
     if not kernels and not refused:
         raise InvalidInputError(
             "apply_fn uses no parameter of params as a convolution kernel: filter gradient norms need convolutions "
             "(a leaf of params that lax.conv_general_dilated's kernel is made from)"
         )
     names = [k.name for k in kernels] + [r.name for r in refused]
-    if filters is None:
+    if layers is None:
         wanted = names
     else:
-        if isinstance(filters, str):
-            filters = [filters]
+        if isinstance(layers, str):
+            layers = [layers]
         wanted = []
-        for item in filters:
+        for item in layers:
             if not isinstance(item, str):
-                raise InvalidInputError(f"filters must hold layer names (str), got {type(item).__name__}")
+                raise InvalidInputError(f"layers must hold layer names (str), got {type(item).__name__}")
             if item not in names:
-                raise InvalidInputError(f"filters: no convolution named {item!r}; the convolutions are {names}")
+                raise InvalidInputError(f"layers: no convolution named {item!r}; the convolutions are {names}")
             if item in wanted:
-                raise InvalidInputError(f"filters: {item!r} is listed twice")
+                raise InvalidInputError(f"layers: {item!r} is listed twice")
             wanted.append(item)
         if not wanted:
-            raise InvalidInputError("filters is empty; pass None for every convolution")
+            raise InvalidInputError("layers is empty; pass None for every convolution")
     for refusal in refused:
         if refusal.name in wanted:
             others = [name for name in names if name not in {r.name for r in refused}]
-            leave_out = f"Leave it out with filters={others!r}, or close" if others else "Close"
+            leave_out = f"Leave it out with layers={others!r}, or close" if others else "Close"
             raise UnsupportedModelError(
                 f"parameter {refusal.name!r} cannot have exact per-filter columns: {refusal.reason}. "
                 f"{leave_out} over it in apply_fn so that it is a constant"

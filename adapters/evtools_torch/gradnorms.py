@@ -19,9 +19,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from evtools import FilterIndex
+from evtools.adapter import (
+    InvalidInputError,
+    UnsupportedModelError,
+    batch_iterator,
+    check_pair,
+    finished_in_batch,
+    progress_bar,
+    row_sink,
+)
 from evtools.filters import check_reduction
-from evtools.adapter import InvalidInputError, UnsupportedModelError
-from evtools.adapter import batch_iterator, check_pair, finished_in_batch, progress_bar, row_sink
 
 from ._func import func_filter_norms
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
@@ -277,8 +284,8 @@ class _Anchor(torch.autograd.Function):
 
 
 _REENTRANT = (
-    "a part of the model runs inside a reentrant torch.utils.checkpoint, which recomputes its forward pass during the backward "
-    "pass, out of the hooks' reach (and breaks torch.autograd.grad); use "
+    "a part of the model runs inside a reentrant torch.utils.checkpoint, which recomputes its forward pass "
+    "during the backward pass, out of the hooks' reach (and breaks torch.autograd.grad); use "
     "torch.utils.checkpoint.checkpoint(..., use_reentrant=False)"
 )
 

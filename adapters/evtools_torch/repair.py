@@ -19,8 +19,7 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from evtools.adapter import InvalidInputError, UnsupportedModelError
-from evtools.adapter import positive_int
+from evtools.adapter import InvalidInputError, UnsupportedModelError, positive_int
 
 from ._sources import TRANSPOSED_TYPES, sources_of
 from .gradnorms import filter_gradient_norms, select_convolutions
@@ -251,7 +250,8 @@ def repair(model, x, y, ranking, k_max=25, mode="step", lr=1e-3, *, layers=None,
     >>> G, index = filter_gradient_norms(model, (x_err, y_err))            # doctest: +SKIP
     >>> top = ZScoreSaliency().fit(G_ref).rank(G, k=25)                   # doctest: +SKIP
     >>> fixed = repair(model, x_err, y_err, top, mode="zero")             # doctest: +SKIP
-    >>> control = repair(model, x_err, y_err, random_ranking(len(index), 25, n_rows=len(y_err)), mode="zero")  # doctest: +SKIP
+    >>> control_ranking = random_ranking(len(index), 25, n_rows=len(y_err))  # doctest: +SKIP
+    >>> control = repair(model, x_err, y_err, control_ranking, mode="zero")  # doctest: +SKIP
     >>> fixed.fraction_corrected()[-1], control.fraction_corrected()[-1]  # doctest: +SKIP
     """
     if mode not in REPAIR_MODES:

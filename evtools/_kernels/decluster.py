@@ -12,10 +12,9 @@ maximum is its largest value, the first one among ties.
 import numpy as np
 from numba import njit, prange
 
-from .parallel import parallel_kernel
-
-from .gof import MIN_GOF_SIZE, ad_cvm_sorted
 from .._status import OK, XI_BOUNDARY
+from .gof import MIN_GOF_SIZE, ad_cvm_sorted
+from .parallel import parallel_kernel
 from .tails import fit_tail
 
 

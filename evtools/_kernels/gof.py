@@ -29,10 +29,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .parallel import parallel_kernel
+from .._status import OK, XI_BOUNDARY
 from . import gof_tables as T
 from .gpd import fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
-from .._status import OK, XI_BOUNDARY
+from .parallel import parallel_kernel
 
 Z_CLIP = 1e-15
 MIN_GOF_SIZE = 5  #: fewest exceedances for which the statistics are computed
@@ -319,26 +319,26 @@ def forwardstop_columns(S, rank, frac, alpha, min_exceed, use_ad, table):
     n_exceed = np.zeros((L, n_cols), dtype=np.int64)
     for j in prange(n_cols):
         col = S[:, j]
-        for l in range(L):
-            r = rank[l]
+        for i in range(L):
+            r = rank[i]
             t = col[r]
-            if frac[l] > 0.0:
-                t += frac[l] * (col[r + 1] - col[r])
-            cand[l, j] = t
+            if frac[i] > 0.0:
+                t += frac[i] * (col[r + 1] - col[r])
+            cand[i, j] = t
             first = np.searchsorted(col, t, side="right")
             n_exc = n_rows - first
-            n_exceed[l, j] = n_exc
+            n_exceed[i, j] = n_exc
             if n_exc < min_exceed:
                 continue
             y = col[first:] - t
             s, x, _, _ = mle_fit(y)
-            sigma[l, j] = s
-            xi[l, j] = x
+            sigma[i, j] = s
+            xi[i, j] = x
             if s > 0.0 and np.isfinite(s) and np.isfinite(x):
                 a2, w2 = ad_cvm_sorted(y, s, x)
-                pvalue[l, j] = table_pvalue(a2 if use_ad else w2, x, table)
+                pvalue[i, j] = table_pvalue(a2 if use_ad else w2, x, table)
             else:
-                pvalue[l, j] = p_min
+                pvalue[i, j] = p_min
         pick, flag[j] = forwardstop_pick(pvalue[:, j], alpha)
         chosen[j] = pick
         threshold[j] = cand[pick, j]

@@ -16,10 +16,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .parallel import parallel_kernel
-
-from .gpd import _expm1_ratio, _log1p_ratio, gpd_observed_info
 from .._status import OK
+from .gpd import _expm1_ratio, _log1p_ratio, gpd_observed_info
+from .parallel import parallel_kernel
 
 _NAN = np.nan
 _INF = np.inf

@@ -14,8 +14,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .parallel import parallel_kernel
 from .._status import CONSTANT, TOO_FEW
+from .parallel import parallel_kernel
 from .tails import fit_tail
 
 

@@ -14,11 +14,21 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from .gof import MIN_GOF_SIZE, ad_cvm_sorted
-from .gpd import (METHODS, fit_by_code, gpd_loglik, gpd_logsf_scalar,  # noqa: F401 (METHODS: the registry)
-                           gpd_quantile_from_logsf, mle_fit, mom_fit, pwm_fit, pwmb_fit, zhang_fit)
-from .parallel import parallel_kernel
 from .._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
+from .gof import MIN_GOF_SIZE, ad_cvm_sorted
+from .gpd import (  # noqa: F401 (METHODS: the registry)
+    METHODS,
+    fit_by_code,
+    gpd_loglik,
+    gpd_logsf_scalar,
+    gpd_quantile_from_logsf,
+    mle_fit,
+    mom_fit,
+    pwm_fit,
+    pwmb_fit,
+    zhang_fit,
+)
+from .parallel import parallel_kernel
 
 # below this value of 1 + xi * y / sigma (bounded tails) the log-survival is
 # continued as a straight line of slope -1/sigma: finite and decreasing.
@@ -186,9 +196,9 @@ def select_ranks(a, ranks):
 
     Introselect: quickselect with a median-of-three pivot and branch-free
     partitions over every rank at once (values equal to the pivot, such as a
-    dead filter's zeros, are split off when a split comes out lopsided); a segment that has been split too often is sorted instead,
-    so the cost stays O(n log n) on any input. ``ranks``: int64, ascending,
-    inside ``[0, len(a))``.
+    dead filter's zeros, are split off when a split comes out lopsided); a
+    segment that has been split too often is sorted instead, so the cost stays
+    O(n log n) on any input. ``ranks``: int64, ascending, inside ``[0, len(a))``.
     """
     n = a.shape[0]
     if n <= 1 or ranks.size == 0:

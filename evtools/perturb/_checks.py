@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from array_api_compat import array_namespace, device as array_device, is_torch_namespace
+from array_api_compat import array_namespace, is_torch_namespace
+from array_api_compat import device as array_device
 from tqdm.auto import tqdm
 
 from .._errors import InvalidInputError

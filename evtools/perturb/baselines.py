@@ -26,7 +26,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from .._errors import InvalidInputError
-from ._checks import Images, with_namespace, as_images, require_finite
+from ._checks import Images, as_images, require_finite, with_namespace
 
 _PARAMS = {
     "zero": {},

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace, device as array_device
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
 from tqdm.auto import tqdm
 
 from .._errors import InvalidInputError
-from ._checks import with_namespace, require_finite, descending_rank, fraction_count
+from ._checks import descending_rank, fraction_count, require_finite, with_namespace
 from .baselines import baseline_label, gaussian_matrix
 from .maps import mask_search, occlusion, rise
 

@@ -23,7 +23,14 @@ import numpy as np
 
 from .._errors import InvalidInputError
 from ._checks import (
-    as_images, as_maps, as_model, descending_rank, evaluate, int_pair, job_indices, positive_int,
+    as_images,
+    as_maps,
+    as_model,
+    descending_rank,
+    evaluate,
+    int_pair,
+    job_indices,
+    positive_int,
     window_indicator,
 )
 from .baselines import resolve_baseline

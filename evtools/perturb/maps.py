@@ -15,11 +15,18 @@ import numpy as np
 from tqdm.auto import trange
 
 from .._errors import InvalidInputError
+from .._validation import check_probability
 from ._checks import (
-    Images, as_images, as_model, evaluate, evaluate_images, int_pair, job_indices, positive_int,
+    Images,
+    as_images,
+    as_model,
+    evaluate,
+    evaluate_images,
+    int_pair,
+    job_indices,
+    positive_int,
     window_indicator,
 )
-from .._validation import check_probability
 from .baselines import resolve_baseline
 
 

@@ -16,8 +16,16 @@ import numpy as np
 from .._errors import InvalidInputError
 from .._validation import check_probability
 from ._checks import (
-    Images, with_namespace, as_images, as_maps, as_model, require_finite, descending_rank, evaluate,
-    evaluate_images, positive_int,
+    Images,
+    as_images,
+    as_maps,
+    as_model,
+    descending_rank,
+    evaluate,
+    evaluate_images,
+    positive_int,
+    require_finite,
+    with_namespace,
 )
 from .baselines import Baseline, resolve_baseline
 

@@ -110,11 +110,13 @@ def profile_param_interval(y, which, alpha=0.05):
     def profile(v):
         if which == 1:
             lo = np.log(max(-v * y.max(), 0) + 1e-12 * sigma) if v < 0 else np.log(sigma) - 20
-            f = lambda ls: nll([np.exp(ls), v], y)
+            def f(ls):
+                return nll([np.exp(ls), v], y)
             grid = np.linspace(lo + 1e-9, np.log(sigma) + 5, 400)
         else:
             lo = max(-0.999, -v / y.max() + 1e-12)
-            f = lambda k: nll([v, k], y)
+            def f(k):
+                return nll([v, k], y)
             grid = np.linspace(lo, xi + 4, 400)
         vals = [f(g) for g in grid]
         i = int(np.argmin(vals))

@@ -8,7 +8,7 @@ floating-point operations as the kernels, so results must agree bit for bit.
 """
 import numpy as np
 
-from evtools._kernels.gpd import mle_fit, mom_fit, pwm_fit, zhang_fit, gpd_loglik
+from evtools._kernels.gpd import gpd_loglik, mle_fit, mom_fit, pwm_fit, zhang_fit
 from evtools._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 
 ESTIMATORS = {"mle": mle_fit, "pwm": pwm_fit, "zhang": zhang_fit, "mom": mom_fit}

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 class TwinBlock(nn.Module):
     def __init__(self, c):
         super().__init__()
