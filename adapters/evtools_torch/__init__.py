@@ -6,4 +6,4 @@
 from evtools import TopKAccumulator as TailAccumulator
 
 from .gradnorms import filter_gradient_norms, select_convolutions
-from .repair import RepairResult, filter_score_fn, implant, random_ranking, repair
+from .repair import RepairResult, filter_index, filter_score_fn, implant, random_ranking, repair

@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
 from evtools.cli import main  # noqa: E402
-from evtools_torch.experiments import VERDICTS  # noqa: E402
+from evtools.claims import VERDICTS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
