@@ -183,8 +183,8 @@ def normality_by_layer(G_ref, index, *, tests=("shapiro", "dagostino"), alpha=0.
 
     def shares(rejects):
         hits = np.bincount(codes, weights=rejects.astype(float), minlength=len(layers))
-        lo, hi = wilsonpercentile_interval(hits, n_per_layer, level)
-        all_lo, all_hi = wilsonpercentile_interval(rejects.sum(), rejects.size, level)
+        lo, hi = wilson_interval(hits, n_per_layer, level)
+        all_lo, all_hi = wilson_interval(rejects.sum(), rejects.size, level)
         return {
             "share": (hits / n_per_layer).tolist(), "ci_low": lo.tolist(), "ci_high": hi.tolist(),
             "overall": estimate_with_ci(rejects.mean(), all_lo, all_hi), "n_rejected": int(rejects.sum()),
