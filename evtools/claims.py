@@ -12,6 +12,8 @@ measured difference into a verdict:
 - :func:`verdict`: ``"held"`` when the interval of the measured difference
   lies on the claimed side of zero, ``"reversed"`` when it lies on the other
   side, ``"not shown"`` when it contains zero (or is NaN);
+- :func:`share_by_group`: the share of units (filters) with a property per
+  group (layer) and overall, with Wilson intervals;
 - :func:`estimate_with_ci` and :func:`total_variation`: the ``{"value", "ci"}``
   record of a result, and the depth-bias distance between two shares.
 """
@@ -24,8 +26,8 @@ from scipy.stats import norm
 
 from ._errors import InvalidInputError
 
-__all__ = ["VERDICTS", "bootstrap_ratios", "estimate_with_ci", "percentile_interval", "total_variation", "verdict",
-           "wilson_interval"]
+__all__ = ["VERDICTS", "bootstrap_ratios", "estimate_with_ci", "percentile_interval", "share_by_group",
+           "total_variation", "verdict", "wilson_interval"]
 
 VERDICTS = ("held", "not shown", "reversed")
 """Outcomes of a claim: the interval is on the claimed side of zero, contains it, or is on the other side."""
@@ -65,6 +67,43 @@ def wilson_interval(successes, n, level=0.95):
     lo = np.where(n > 0, np.clip(centre - half, 0.0, 1.0), np.nan)
     hi = np.where(n > 0, np.clip(centre + half, 0.0, 1.0), np.nan)
     return lo, hi
+
+
+def share_by_group(flags, groups, n_groups, level=0.95):
+    """Share of units with a property, per group and overall, with Wilson intervals.
+
+    Parameters
+    ----------
+    flags : array_like of bool, shape (n_units,)
+        Whether each unit (e.g. filter) has the property (e.g. rejects normality).
+    groups : array_like of int, shape (n_units,)
+        Group of each unit (e.g. its layer, as from :func:`evtools.depth.layer_codes`), in [0, n_groups).
+    n_groups : int
+        Number of groups; a group with no unit gets NaN.
+    level : float
+        Confidence level of the intervals.
+
+    Returns
+    -------
+    dict
+        ``share``, ``ci_low``, ``ci_high`` (lists, one per group), ``overall``
+        (``{"value", "ci"}``) and ``count`` (units with the property).
+    """
+    flags = np.asarray(flags, dtype=bool)
+    groups = np.asarray(groups)
+    if flags.ndim != 1 or groups.shape != flags.shape or flags.size == 0:
+        raise InvalidInputError(f"flags and groups must be 1-D of one non-zero length, got {flags.shape} "
+                                f"and {groups.shape}")
+    if not np.issubdtype(groups.dtype, np.integer) or groups.min() < 0 or groups.max() >= n_groups:
+        raise InvalidInputError(f"groups must hold integers in [0, {n_groups}), one per unit")
+    hits = np.bincount(groups, weights=flags.astype(float), minlength=n_groups)
+    n = np.bincount(groups, minlength=n_groups)
+    lo, hi = wilson_interval(hits, n, level)
+    all_lo, all_hi = wilson_interval(flags.sum(), flags.size, level)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = hits / n
+    return {"share": share.tolist(), "ci_low": lo.tolist(), "ci_high": hi.tolist(),
+            "overall": estimate_with_ci(flags.mean(), all_lo, all_hi), "count": int(flags.sum())}
 
 
 def bootstrap_ratios(num, den, groups=None, n_boot=2000, seed=0):

@@ -8,7 +8,8 @@ from statsmodels.stats.proportion import proportion_confint
 
 from evtools import InvalidInputError
 from evtools.claims import (
-    VERDICTS, bootstrap_ratios, estimate_with_ci, percentile_interval, total_variation, verdict, wilson_interval,
+    VERDICTS, bootstrap_ratios, estimate_with_ci, percentile_interval, share_by_group, total_variation, verdict,
+    wilson_interval,
 )
 
 
@@ -86,3 +87,22 @@ def test_verdict(lo, hi, expected):
     assert verdict(lo, hi) == expected in VERDICTS
     flipped = {"held": "reversed", "reversed": "held", "not shown": "not shown"}[expected]
     assert verdict(lo, hi, higher_is_claimed=False) == flipped
+
+
+def test_share_by_group_matches_a_plain_loop_and_statsmodels():
+    rng = np.random.default_rng(3)
+    flags, groups = rng.random(50) < 0.3, rng.integers(0, 4, 50)
+    groups[groups == 2] = 1  # group 2 has no unit
+    out = share_by_group(flags, groups, 4, level=0.9)
+    for g in range(4):
+        members = flags[groups == g]
+        if members.size == 0:
+            assert np.isnan(out["share"][g]) and np.isnan(out["ci_low"][g])
+            continue
+        assert out["share"][g] == pytest.approx(members.mean())
+        ref = proportion_confint(members.sum(), members.size, alpha=0.1, method="wilson")
+        assert (out["ci_low"][g], out["ci_high"][g]) == pytest.approx(ref)
+    assert out["overall"]["value"] == pytest.approx(flags.mean()) and out["count"] == flags.sum()
+    assert out["overall"]["ci"] == pytest.approx(proportion_confint(flags.sum(), 50, alpha=0.1, method="wilson"))
+    with pytest.raises(InvalidInputError, match="groups"):
+        share_by_group(flags, groups, 2)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 import evtools.perturb
 from evtools.adapter import InvalidInputError
 from evtools.claims import (
-    bootstrap_ratios, estimate_with_ci, percentile_interval, total_variation, verdict, wilson_interval,
+    bootstrap_ratios, estimate_with_ci, percentile_interval, share_by_group, total_variation, verdict,
 )
 from evtools.depth import depth_profile, layer_codes
 from evtools.multitest import correct_pvalues
@@ -182,13 +182,9 @@ def normality_by_layer(G_ref, index, *, tests=("shapiro", "dagostino"), alpha=0.
     n_per_layer = np.bincount(codes, minlength=len(layers))
 
     def shares(rejects):
-        hits = np.bincount(codes, weights=rejects.astype(float), minlength=len(layers))
-        lo, hi = wilson_interval(hits, n_per_layer, level)
-        all_lo, all_hi = wilson_interval(rejects.sum(), rejects.size, level)
-        return {
-            "share": (hits / n_per_layer).tolist(), "ci_low": lo.tolist(), "ci_high": hi.tolist(),
-            "overall": estimate_with_ci(rejects.mean(), all_lo, all_hi), "n_rejected": int(rejects.sum()),
-        }
+        out = share_by_group(rejects, codes, len(layers), level)
+        out["n_rejected"] = out.pop("count")
+        return out
 
     rejected = {name: shares(report[name].rejects()) for name in tests}
     if tail is not None:
