@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 
@@ -308,32 +307,13 @@ def _run_return_levels(args):
 COMMAND_GROUP = "evtools.commands"
 
 
-def _source_tree_entry_points(group):
-    """Entry points of ``group`` declared in the pyproject.toml of an uninstalled source checkout.
-
-    Used only when the installed metadata lists none (a checkout run with
-    ``PYTHONPATH`` before ``pip install -e .`` has refreshed the metadata).
-    """
-    import tomllib
-
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-    try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
-    except (OSError, ValueError):
-        return []
-    if project.get("name") != "evtools":
-        return []
-    declared = project.get("entry-points", {}).get(group, {})
-    return [metadata.EntryPoint(name, value, group) for name, value in declared.items()]
-
-
 def discover_commands(entry_points=None):
     """Entry points of :data:`COMMAND_GROUP`, one per command name, not yet loaded.
 
     Parameters
     ----------
     entry_points : iterable of importlib.metadata.EntryPoint, optional
-        Default: those installed, or else those of the source tree's pyproject.toml.
+        Default: those installed (``pip install -e .`` refreshes them in a checkout).
 
     Returns
     -------
@@ -341,7 +321,7 @@ def discover_commands(entry_points=None):
         Command name -> EntryPoint (the first one of each name).
     """
     if entry_points is None:
-        entry_points = list(metadata.entry_points(group=COMMAND_GROUP)) or _source_tree_entry_points(COMMAND_GROUP)
+        entry_points = metadata.entry_points(group=COMMAND_GROUP)
     found = {}
     for ep in entry_points:
         found.setdefault(ep.name, ep)

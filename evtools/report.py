@@ -7,22 +7,15 @@ rebuilt from the JSON alone. Figures are drawn with matplotlib's object API
 (no pyplot, no global state) and embedded as base64 PNG; the page has no
 external resource.
 
-The sections a results dict may hold (each optional):
-
-``meta``
-    Model, data sizes, versions and timings.
-``claims``
-    List of ``{"text", "measure", "value", "ci", "verdict"}``: every claim measured.
-``normality``
-    From ``evtools_torch.experiments.normality_by_layer``.
-``malicious``
-    From ``malicious_filter_detection``.
-``depth_shift``
-    From ``depth_profiles`` (plus ``accuracy`` per condition).
-``repair``
-    From ``repair_curves``.
-``input_maps``
-    From ``input_maps`` (optionally with ``class_names``).
+The results dict follows the versioned schema of :mod:`evtools.results`
+(``results["schema_version"]``), checked by
+:func:`~evtools.results.validate_results` before anything is drawn. Its
+sections (each optional) are ``meta`` (model, data sizes, versions and
+timings), ``claims`` (every claim measured), and the results of the
+experiments of ``evtools_torch.experiments``: ``normality``
+(``normality_by_layer``), ``malicious`` (``malicious_filter_detection``),
+``depth_shift`` (``depth_profiles``, plus ``accuracy`` per condition),
+``repair`` (``repair_curves``) and ``input_maps`` (``input_maps``).
 """
 from __future__ import annotations
 
@@ -37,6 +30,7 @@ import numpy as np
 
 from ._errors import FileFormatError, InvalidInputError
 from ._files import atomic_save
+from .results import validate_results
 
 SCORER_COLORS = {"z-score": "#2b6cb0", "POT": "#c0392b", "random": "#7f7f7f"}
 _POT_SHADES = ("#f5b041", "#e67e22", "#c0392b", "#78281f")  # POT thresholds 0.80 .. 0.95, light to dark
@@ -428,12 +422,29 @@ def main_figure(results):
     Parameters
     ----------
     results : dict
-        With the sections ``malicious``, ``depth_shift``, ``repair`` and ``normality``.
+        Following the schema of :mod:`evtools.results`, with the sections
+        ``malicious``, ``depth_shift``, ``repair`` and ``normality``.
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Raises
+    ------
+    InvalidInputError
+        ``results`` does not follow the schema or lacks one of the four sections.
     """
+    validate_results(results)
+    missing = [key for key in _MAIN_SECTIONS if key not in results]
+    if missing:
+        raise InvalidInputError(f"results has no {missing}: the summary figure needs {list(_MAIN_SECTIONS)}")
+    return _main_figure(results)
+
+
+_MAIN_SECTIONS = ("malicious", "depth_shift", "repair", "normality")
+
+
+def _main_figure(results):
     fig = _figure(12, 7.5)
     axes = fig.subplots(2, 2)
     _draw_malicious_overall(axes[0, 0], results["malicious"], kinds=False)
@@ -614,7 +625,12 @@ def build_report(results, path=None):
     Parameters
     ----------
     results : dict
-        See the module docstring; missing sections are left out.
+        Following the schema of :mod:`evtools.results`; missing sections are left out.
+
+    Raises
+    ------
+    InvalidInputError
+        ``results`` does not follow the schema (the message names the key).
     path : str or os.PathLike, optional
         Where to write the page (UTF-8).
 
@@ -623,8 +639,7 @@ def build_report(results, path=None):
     str
         The page, self-contained (figures as base64 PNG, styles inline).
     """
-    if not isinstance(results, dict):
-        raise InvalidInputError(f"results must be a dict, got {type(results).__name__}")
+    validate_results(results)
     meta = results.get("meta", {})
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -639,8 +654,8 @@ def build_report(results, path=None):
         parts.append(_meta_html(meta))
     if results.get("claims"):
         parts += ["<h2>Claims at a glance</h2>", _claims_html(results["claims"])]
-    if all(key in results for key in ("malicious", "depth_shift", "repair", "normality")):
-        parts.append(_figure_html(main_figure(results), "Summary: malicious-filter detection (top left), depth "
+    if all(key in results for key in _MAIN_SECTIONS):
+        parts.append(_figure_html(_main_figure(results), "Summary: malicious-filter detection (top left), depth "
                                   "bias per condition (top right), repair curves (bottom left) and the "
                                   "statistical assumptions of the scorers (bottom right)."))
     sections = [

@@ -10,6 +10,7 @@ pytest.importorskip("matplotlib")
 
 from evtools import InvalidInputError  # noqa: E402
 from evtools.report import build_report, format_claims, load_results, main_figure, save_results  # noqa: E402
+from evtools.results import SCHEMA_VERSION  # noqa: E402
 
 LAYERS = ["conv1", "conv2", "conv3"]
 
@@ -68,6 +69,7 @@ def _fake_results():
             "scorers": {name: {"filters": [[0] * 5] * 2, "maps": rng.normal(size=(2, 8, 8))}
                         for name in ("z-score", "POT")}}
     results = {
+        "schema_version": SCHEMA_VERSION,
         "meta": {"model": {"arch": "vgg", "width": 8}, "n_filters": 112, "layers": LAYERS, "test_accuracy": 0.9,
                  "pot_level": 0.9, "timings": {"train": 1.0}},
         "normality": {"layers": LAYERS, "n_filters": [16, 32, 64], "n_samples": 500, "tests": ["shapiro"],
@@ -118,7 +120,8 @@ def test_verdicts_and_numbers_come_from_the_results(page):
 
 def test_missing_sections_are_left_out():
     results = _fake_results()
-    partial = {"meta": results["meta"], "repair": results["repair"], "claims": results["repair"]["claims"]}
+    partial = {"schema_version": SCHEMA_VERSION, "meta": results["meta"], "repair": results["repair"],
+               "claims": results["repair"]["claims"]}
     html = build_report(partial)
     assert "Repairing errors" in html and "malicious filters" not in html
     assert html.count("<img") == 1

@@ -6,7 +6,7 @@
 from evtools import TopKAccumulator as TailAccumulator
 
 from .gradnorms import filter_gradient_norms, select_convolutions
-from .repair import RepairResult, filter_score_fn, implant, random_ranking, repair
+from .repair import RepairResult, filter_index, filter_score_fn, implant, random_ranking, repair
 
 __all__ = ["TailAccumulator", "filter_gradient_norms", "select_convolutions",
-           "RepairResult", "filter_score_fn", "implant", "random_ranking", "repair"]
+           "RepairResult", "filter_index", "filter_score_fn", "implant", "random_ranking", "repair"]

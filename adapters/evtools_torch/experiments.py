@@ -18,147 +18,37 @@ report and :func:`evtools.report.save_results` into JSON:
   scorer's top filters anomalous.
 
 :func:`error_gradients` and :func:`reference_gradients` compute the gradient
-matrices these take. Confidence intervals are Wilson intervals for
-proportions of independent units and percentile bootstrap intervals
-otherwise; a verdict is ``"held"`` when the interval of the measured
-difference lies on the claimed side of zero, ``"reversed"`` when it lies on
-the other side, and ``"not shown"`` when it contains zero.
+matrices these take. The statistics are framework-free and live in
+:mod:`evtools.claims`: Wilson intervals for proportions of independent units,
+percentile bootstrap intervals otherwise, and a verdict (``"held"``,
+``"not shown"`` or ``"reversed"``) from the interval of the measured
+difference. The result dicts follow the schema of :mod:`evtools.results`.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
-from statsmodels.stats.proportion import proportion_confint
 from tqdm.auto import tqdm
 
 import evtools.perturb
 from evtools.adapter import InvalidInputError
+from evtools.claims import (
+    bootstrap_ratios,
+    estimate_with_ci,
+    percentile_interval,
+    share_by_group,
+    total_variation,
+    verdict,
+)
 from evtools.depth import depth_profile, layer_codes
 from evtools.multitest import correct_pvalues
 from evtools.normality import normality_tests
 
-from .demo.train import predict
-from .gradnorms import filter_gradient_norms, select_convolutions
-from .repair import IMPLANT_KINDS, filter_score_fn, implant, repair
+from ._model import predict
+from .gradnorms import filter_gradient_norms
+from .repair import IMPLANT_KINDS, filter_index, filter_score_fn, implant, repair
 
-VERDICTS = ("held", "not shown", "reversed")
-"""Outcomes of a claim: the interval is on the claimed side of zero, contains it, or is on the other side."""
-
-
-# --- statistics ---------------------------------------------------------------------------
-
-
-def wilson_interval(successes, n, level=0.95):
-    """Wilson score interval of a binomial proportion.
-
-    Parameters
-    ----------
-    successes, n : int or array_like of int
-        Successes out of ``n`` independent trials; ``n = 0`` gives NaN.
-    level : float
-        Confidence level.
-
-    Returns
-    -------
-    lo, hi : float or ndarray
-    """
-    successes, n = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
-    safe = np.where(n > 0, n, 1.0)
-    lo, hi = proportion_confint(successes, safe, alpha=1 - level, method="wilson")
-    return np.where(n > 0, lo, np.nan), np.where(n > 0, hi, np.nan)
-
-
-def bootstrap_ratios(num, den, groups=None, n_boot=2000, seed=0):
-    """Bootstrap draws of ratios of sums, ``sum(num) / sum(den)`` column by column.
-
-    Rows are the resampled units. With ``groups``, the bootstrap is
-    two-stage: groups are resampled, then rows within each group, so that
-    rows sharing a cause (one implanted set of filters) are not treated as
-    independent. Every column is resampled with the same weights, so
-    differences between columns are paired.
-
-    Parameters
-    ----------
-    num, den : array_like, shape (n_rows, n_columns)
-        Numerators and denominators per row (``den`` of ones gives means).
-    groups : array_like of int, shape (n_rows,), optional
-        Group label of each row.
-    n_boot : int
-        Bootstrap replicates.
-    seed : int
-        Seed of :func:`numpy.random.default_rng`.
-
-    Returns
-    -------
-    estimate : ndarray, shape (n_columns,)
-        ``sum(num) / sum(den)`` on the data (NaN where ``sum(den) = 0``).
-    draws : ndarray, shape (n_boot, n_columns)
-        The replicates (NaN where a replicate's denominator is 0).
-    """
-    num = np.asarray(num, dtype=float)
-    den = np.asarray(den, dtype=float)
-    if num.ndim != 2 or num.shape != den.shape or num.shape[0] == 0:
-        raise InvalidInputError(
-            f"num and den must have one shape (n_rows >= 1, n_columns), got {num.shape} and {den.shape}")
-    rng = np.random.default_rng(seed)
-    n = num.shape[0]
-    groups = np.zeros(n, np.int64) if groups is None else np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
-    n_groups = int(groups.max()) + 1
-    both = np.concatenate([num, den], axis=1)
-    per_group = np.empty((n_boot, n_groups, both.shape[1]))
-    for g in range(n_groups):
-        rows = both[groups == g]
-        weights = rng.multinomial(rows.shape[0], np.full(rows.shape[0], 1.0 / rows.shape[0]), size=n_boot)
-        per_group[:, g] = weights @ rows
-    if n_groups == 1:
-        totals = per_group[:, 0]
-    else:
-        group_weights = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
-        totals = np.einsum("bg,bgc->bc", group_weights, per_group)
-    m = num.shape[1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        estimate = num.sum(0) / den.sum(0)
-        draws = totals[:, :m] / totals[:, m:]
-    return estimate, draws
-
-
-def _interval(draws, level):
-    """Percentile interval of bootstrap draws along axis 0, ignoring NaN replicates (NaN if all are)."""
-    a = (1 - level) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a column with no finite replicate gives NaN
-        lo, hi = np.nanquantile(draws, [a, 1 - a], axis=0)
-    return lo, hi
-
-
-def verdict(lo, hi, higher_is_claimed=True):
-    """``"held"``, ``"not shown"`` or ``"reversed"`` from the interval of a measured difference.
-
-    Parameters
-    ----------
-    lo, hi : float
-        Interval of (claimed better) - (claimed worse).
-    higher_is_claimed : bool
-        The claim is that the difference is positive (else negative).
-
-    Returns
-    -------
-    str
-        One of :data:`VERDICTS`; ``"not shown"`` for a NaN interval.
-    """
-    if not higher_is_claimed:
-        lo, hi = -hi, -lo
-    if lo > 0:
-        return "held"
-    if hi < 0:
-        return "reversed"
-    return "not shown"
-
-
-def _estimate(value, lo, hi):
-    return {"value": float(value), "ci": [float(lo), float(hi)]}
+# --- helpers ------------------------------------------------------------------------------
 
 
 def _layers(index):
@@ -297,13 +187,9 @@ def normality_by_layer(G_ref, index, *, tests=("shapiro", "dagostino"), alpha=0.
     n_per_layer = np.bincount(codes, minlength=len(layers))
 
     def shares(rejects):
-        hits = np.bincount(codes, weights=rejects.astype(float), minlength=len(layers))
-        lo, hi = wilson_interval(hits, n_per_layer, level)
-        all_lo, all_hi = wilson_interval(rejects.sum(), rejects.size, level)
-        return {
-            "share": (hits / n_per_layer).tolist(), "ci_low": lo.tolist(), "ci_high": hi.tolist(),
-            "overall": _estimate(rejects.mean(), all_lo, all_hi), "n_rejected": int(rejects.sum()),
-        }
+        out = share_by_group(rejects, codes, len(layers), level)
+        out["n_rejected"] = out.pop("count")
+        return out
 
     rejected = {name: shares(report[name].rejects()) for name in tests}
     if tail is not None:
@@ -420,10 +306,9 @@ def malicious_filter_detection(model, x_ref, y_ref, x_eval, y_eval, scorers, *, 
     if unknown or not references:
         raise InvalidInputError(f"references must be a non-empty subset of {REFERENCES}, got {references!r}")
     references = list(references)
-    convs = select_convolutions(model, layers)
-    layer_names = [name for name, _ in convs]
-    depth = np.repeat(np.arange(len(convs)), [conv.out_channels for _, conv in convs])
-    n_filters, n_layers = depth.size, len(convs)
+    index = filter_index(model, layers)  # the columns implant changes and the gradient matrices hold
+    layer_names, depth = _layers(index)
+    n_filters, n_layers = len(index), len(layer_names)
     rng = np.random.default_rng(seed)
     y_eval = np.asarray(y_eval)
     clean_ok = _predictions(model, x_eval) == y_eval
@@ -440,7 +325,7 @@ def malicious_filter_detection(model, x_ref, y_ref, x_eval, y_eval, scorers, *, 
         faulty = implant(model, implanted, kind=kind, strength=strength, layers=layers, seed=trial_seed)
         broken = np.flatnonzero(clean_ok & (_predictions(faulty, x_eval) != y_eval))
         info = {"kind": kind, "implanted": implanted.tolist(), "n_errors": int(broken.size), "n_diagnosed": 0,
-                "implanted_layers": [layer_names[d] for d in depth[implanted]]}
+                "implanted_layers": index.layer[implanted].tolist()}
         trials.append(info)
         if broken.size == 0:
             continue
@@ -484,15 +369,15 @@ def malicious_filter_detection(model, x_ref, y_ref, x_eval, y_eval, scorers, *, 
 
     def summarise(rows):
         estimate, draws = bootstrap_ratios(num[rows], den[rows], groups[rows], n_boot=n_boot, seed=seed)
-        lo, hi = _interval(draws, level)
+        lo, hi = percentile_interval(draws, level)
         table = {}
         for r, ref in enumerate(references):
             table[ref] = {}
             for s, name in enumerate(names):
                 c = (r * len(names) + s) * width
                 table[ref][name] = {
-                    "hit_rate": _estimate(estimate[c], lo[c], hi[c]),
-                    "mean_rank": _estimate(estimate[c + 1], lo[c + 1], hi[c + 1]),
+                    "hit_rate": estimate_with_ci(estimate[c], lo[c], hi[c]),
+                    "mean_rank": estimate_with_ci(estimate[c + 1], lo[c + 1], hi[c + 1]),
                     "hit_rate_by_depth": {
                         "value": estimate[c + 2:c + width].tolist(), "ci_low": lo[c + 2:c + width].tolist(),
                         "ci_high": hi[c + 2:c + width].tolist(),
@@ -507,21 +392,21 @@ def malicious_filter_detection(model, x_ref, y_ref, x_eval, y_eval, scorers, *, 
     for r, ref in enumerate(references):
         for s, name in enumerate(names):
             c = (r * len(names) + s) * width
-            d_lo, d_hi = _interval(draws[:, c] - random_rate, level)
+            d_lo, d_hi = percentile_interval(draws[:, c] - random_rate, level)
             result["claims"].append({
                 "text": f"{name} ranks implanted filters in its top-{k} more often than {k} random filters "
                         f"({ref} model's reference)",
                 "measure": f"hit rate of {name} - random ({random_rate:.3f})", "reference": ref, "scorer": name,
-                **_estimate(estimate[c] - random_rate, d_lo, d_hi), "verdict": verdict(d_lo, d_hi),
+                **estimate_with_ci(estimate[c] - random_rate, d_lo, d_hi), "verdict": verdict(d_lo, d_hi),
             })
         if len(names) >= 2:
             a, b = names[1], names[0]
             ca, cb = (r * len(names) + 1) * width, r * len(names) * width
-            d_lo, d_hi = _interval(draws[:, ca] - draws[:, cb], level)
+            d_lo, d_hi = percentile_interval(draws[:, ca] - draws[:, cb], level)
             result["claims"].append({
                 "text": f"{a} finds implanted filters more often than {b} ({ref} model's reference)",
                 "measure": f"hit rate of {a} - hit rate of {b}", "reference": ref,
-                **_estimate(estimate[ca] - estimate[cb], d_lo, d_hi), "verdict": verdict(d_lo, d_hi),
+                **estimate_with_ci(estimate[ca] - estimate[cb], d_lo, d_hi), "verdict": verdict(d_lo, d_hi),
             })
     return result
 
@@ -588,26 +473,26 @@ def depth_profiles(scorers, G_by_condition, index, *, k=10, n_boot=2000, level=0
             entry["scorers"][name] = {
                 "observed_share": profile.observed_share.tolist(), "enrichment": profile.enrichment.tolist(),
                 "chi2": profile.chi2, "pvalue": profile.pvalue,
-                "bias": float(0.5 * np.abs(profile.observed_share - expected).sum()),
+                "bias": float(total_variation(profile.observed_share, expected)),
                 "mean_depth_shift": float((profile.observed_share - expected) @ np.arange(n_layers)),
             }
         num = np.concatenate(counts, axis=1)
         _, draws = bootstrap_ratios(num, np.full(num.shape, float(k)), n_boot=n_boot, seed=seed)
         for s, name in enumerate(names):
             share = draws[:, s * n_layers:(s + 1) * n_layers]
-            lo, hi = _interval(share, level)
-            bias = 0.5 * np.abs(share - expected).sum(1)
+            lo, hi = percentile_interval(share, level)
+            bias = total_variation(share, expected)
             bias_draws.append(bias)
-            b_lo, b_hi = _interval(bias, level)
+            b_lo, b_hi = percentile_interval(bias, level)
             entry["scorers"][name].update(ci_low=lo.tolist(), ci_high=hi.tolist(), bias_ci=[float(b_lo), float(b_hi)])
         if len(names) >= 2:
             a, b = names[0], names[1]
             diff = entry["scorers"][a]["bias"] - entry["scorers"][b]["bias"]
-            d_lo, d_hi = _interval(bias_draws[0] - bias_draws[1], level)
+            d_lo, d_hi = percentile_interval(bias_draws[0] - bias_draws[1], level)
             claim = {
                 "text": f"{b} is less depth-biased than {a} ({cond})", "condition": cond,
                 "measure": f"depth bias of {a} - depth bias of {b} (total variation distance)",
-                **_estimate(diff, d_lo, d_hi), "verdict": verdict(d_lo, d_hi),
+                **estimate_with_ci(diff, d_lo, d_hi), "verdict": verdict(d_lo, d_hi),
             }
             entry["claim"] = claim
             result["claims"].append(claim)
@@ -672,7 +557,7 @@ def repair_curves(model, x, y, rankings, *, k_max=25, mode="zero", lr=1e-3, cont
     n = next(iter(corrected.values())).shape[0]
     num = np.concatenate([np.concatenate([c, c.mean(1, keepdims=True)], axis=1) for c in corrected.values()], axis=1)
     estimate, draws = bootstrap_ratios(num, np.ones_like(num), n_boot=n_boot, seed=seed)
-    lo, hi = _interval(draws, level)
+    lo, hi = percentile_interval(draws, level)
     width = k_max + 1
     result = {"k": list(range(1, k_max + 1)), "mode": mode, "lr": lr if mode == "step" else None,
               "n_inputs": int(n), "control": control, "rankings": {}, "claims": []}
@@ -681,19 +566,19 @@ def repair_curves(model, x, y, rankings, *, k_max=25, mode="zero", lr=1e-3, cont
         result["rankings"][name] = {
             "share": estimate[c:c + k_max].tolist(), "ci_low": lo[c:c + k_max].tolist(),
             "ci_high": hi[c:c + k_max].tolist(),
-            "mean_share": _estimate(estimate[c + k_max], lo[c + k_max], hi[c + k_max]),
-            "share_at_k_max": _estimate(estimate[c + k_max - 1], lo[c + k_max - 1], hi[c + k_max - 1]),
+            "mean_share": estimate_with_ci(estimate[c + k_max], lo[c + k_max], hi[c + k_max]),
+            "share_at_k_max": estimate_with_ci(estimate[c + k_max - 1], lo[c + k_max - 1], hi[c + k_max - 1]),
         }
     ctrl = names.index(control) * width + k_max
     for s, name in enumerate(names):
         if name == control:
             continue
         c = s * width + k_max
-        d_lo, d_hi = _interval(draws[:, c] - draws[:, ctrl], level)
+        d_lo, d_hi = percentile_interval(draws[:, c] - draws[:, ctrl], level)
         result["claims"].append({
             "text": f"changing {name}'s top filters corrects more errors than changing {control} filters",
             "measure": f"mean share corrected over k = 1..{k_max}, {name} - {control}", "ranking": name,
-            **_estimate(estimate[c] - estimate[ctrl], d_lo, d_hi), "verdict": verdict(d_lo, d_hi),
+            **estimate_with_ci(estimate[c] - estimate[ctrl], d_lo, d_hi), "verdict": verdict(d_lo, d_hi),
         })
     return result
 

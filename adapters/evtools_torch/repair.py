@@ -19,8 +19,9 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from evtools.adapter import InvalidInputError, UnsupportedModelError, positive_int
+from evtools.adapter import FilterIndex, InvalidInputError, UnsupportedModelError, positive_int
 
+from ._model import device_dtype
 from ._sources import TRANSPOSED_TYPES, sources_of
 from .gradnorms import filter_gradient_norms, select_convolutions
 
@@ -34,11 +35,12 @@ _DEFAULT_STRENGTH = {"scale": 5.0, "flip": 1.0, "noise": 2.0}
 
 
 class _Filters:
-    """Column numbers <-> (convolution, channel) of a model's selected convolutions."""
+    """Column numbers <-> (convolution, channel) of a model's selected convolutions, through their FilterIndex."""
 
     def __init__(self, model, layers):
         self.convs = select_convolutions(model, layers)
-        for source in sources_of(model, self.convs, "auto"):
+        sources = sources_of(model, self.convs, "auto")
+        for source in sources:
             module = source.module
             if (isinstance(module, TRANSPOSED_TYPES) or len(source.modules) > 1
                     or source.param is not module._parameters.get("weight")):
@@ -48,8 +50,11 @@ class _Filters:
                     "their columns are the gradient matrix's; pass layers= with such convolutions (and the same "
                     "layers= to filter_gradient_norms)"
                 )
-        self.offsets = np.cumsum([0] + [conv.out_channels for _, conv in self.convs])
-        self.n_filters = int(self.offsets[-1])
+        # one source per convolution, in the order of self.convs: index.depth is the convolution's position
+        self.index = FilterIndex.from_layers(
+            [s.layer for s in sources], [s.n_filters for s in sources], [s.n_weights for s in sources]
+        )
+        self.n_filters = len(self.index)
 
     def columns(self, filters, name):
         """Validate ``filters`` (columns or (layer, channel) pairs); return int64 columns, shape kept."""
@@ -74,25 +79,43 @@ class _Filters:
         return cols.astype(np.int64)
 
     def _column_of_pair(self, layer, channel, name):
-        names = [n for n, _ in self.convs]
+        names = self.index.layers()
         if layer not in names:
             raise InvalidInputError(f"{name}: no selected convolution named {layer!r}; they are {names}")
-        i = names.index(layer)
-        n_out = self.convs[i][1].out_channels
-        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < n_out:
-            raise InvalidInputError(f"{name}: channel {channel!r} of {layer!r} is outside [0, {n_out - 1}]")
-        return int(self.offsets[i] + channel)
+        cols = self.index.columns_of(layer)
+        if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < cols.size:
+            raise InvalidInputError(f"{name}: channel {channel!r} of {layer!r} is outside [0, {cols.size - 1}]")
+        return int(cols[channel])
 
     def locate(self, columns):
-        """(layer position, channel) arrays of the given columns."""
-        layer = np.searchsorted(self.offsets, columns, side="right") - 1
-        return layer, columns - self.offsets[layer]
+        """(position in ``self.convs``, channel) arrays of the given columns."""
+        return self.index.depth[columns], self.index.channel[columns]
 
 
-def _device_dtype(model):
-    """Device and floating dtype of the model's first parameter (CPU, float32 without one)."""
-    param = next(model.parameters(), None)
-    return (param.device, param.dtype) if param is not None else (torch.device("cpu"), torch.float32)
+def filter_index(model, layers=None):
+    """The filters that :func:`repair` and :func:`implant` change, as the gradient matrix's index.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    layers : sequence of str, optional
+        Convolutions, as in :func:`~evtools_torch.filter_gradient_norms`.
+
+    Returns
+    -------
+    evtools.FilterIndex
+        Equal to the index :func:`~evtools_torch.filter_gradient_norms` returns with the same
+        ``layers``: column ``c`` is ``conv.weight[index.channel[c]]`` of the convolution
+        named ``index.layer[c]``.
+
+    Raises
+    ------
+    UnsupportedModelError
+        A selected convolution's weight is not its own Parameter (transposed,
+        parametrised, pruned or shared): its filters cannot be edited one by one.
+    """
+    return _Filters(model, layers).index
+
 
 
 def random_ranking(n_filters, k, seed=0, n_rows=None):
@@ -261,7 +284,7 @@ def repair(model, x, y, ranking, k_max=25, mode="step", lr=1e-3, *, layers=None,
         raise InvalidInputError(f"lr must be a positive number, got {lr!r}")
     work = copy.deepcopy(model).eval()
     table = _Filters(work, layers)
-    device, dtype = _device_dtype(work)
+    device, dtype = device_dtype(work)
     x = torch.as_tensor(x, device=device)
     if x.is_floating_point():
         x = x.to(dtype)
@@ -435,7 +458,7 @@ def filter_score_fn(model, scorer, filters, *, reduce="max", target=None, reduct
         raise InvalidInputError(f"filters must be 1-D (k,), got shape {cols.shape}")
     if target is not None and (isinstance(target, bool) or not isinstance(target, (int, np.integer)) or target < 0):
         raise InvalidInputError(f"target must be a non-negative class index or None, got {target!r}")
-    device, dtype = _device_dtype(model)
+    device, dtype = device_dtype(model)
 
     def f(batch):
         inputs = torch.as_tensor(batch, device=device, dtype=dtype)

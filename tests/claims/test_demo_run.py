@@ -14,8 +14,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("matplotlib")
 
+from evtools.claims import VERDICTS  # noqa: E402
 from evtools.cli import main  # noqa: E402
-from evtools_torch.experiments import VERDICTS  # noqa: E402
+from evtools.results import SCHEMA_VERSION, validate_results  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,8 @@ def demo(tmp_path_factory):
 
 def test_results_hold_every_section(demo):
     _, results, _ = demo
+    assert results["schema_version"] == SCHEMA_VERSION
+    validate_results(results)  # the JSON the demo wrote follows the schema the report reads
     for section in SECTIONS:
         assert results[section], section
     meta = results["meta"]

@@ -15,9 +15,10 @@ Examples
 >>> model, info = load_or_train(DemoConfig.full("resnet"))                       # doctest: +SKIP
 >>> x, y = make_shapes(500, seed=1, domain="shifted")                            # doctest: +SKIP
 """
+from .._model import evaluate, predict
 from .data import CLASSES, CORRUPTIONS, DOMAINS, as_tensors, corrupt, make_shapes
 from .models import ResNetSmall, VGGSmall, resnet_small, vgg_small
-from .train import DemoConfig, default_cache_dir, evaluate, load_or_train, predict, train
+from .train import DemoConfig, default_cache_dir, load_or_train, train
 
 __all__ = [
     "CLASSES", "CORRUPTIONS", "DOMAINS", "as_tensors", "corrupt", "make_shapes",

@@ -23,8 +23,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from evtools.adapter import InvalidInputError
-from evtools.adapter import positive_int
+from evtools.adapter import InvalidInputError, positive_int
 
 CLASSES = (
     "circle",

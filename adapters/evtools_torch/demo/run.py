@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 import evtools
 from evtools.report import build_report, format_claims, save_results
+from evtools.results import SCHEMA_VERSION
 from evtools.saliency import POTSaliency, ZScoreSaliency
 
 from .. import experiments as ex
@@ -223,6 +224,7 @@ def _run(out, quick, seed, progress):
     done("input_maps")
 
     results = {
+        "schema_version": SCHEMA_VERSION,
         "meta": {
             "evtools_version": evtools.__version__, "torch_version": torch.__version__,
             "python": platform.python_version(), "torch_threads": torch.get_num_threads(),

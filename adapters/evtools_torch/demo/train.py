@@ -21,10 +21,9 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from evtools.adapter import InvalidInputError
-from evtools.adapter import positive_int
+from evtools.adapter import InvalidInputError, positive_int
 
-from ..repair import _device_dtype
+from .._model import device_dtype, evaluate
 from .data import make_shapes
 from .models import resnet_small, vgg_small
 
@@ -108,7 +107,7 @@ def train(model, data, *, epochs, lr, seed, batch_size=128, weight_decay=5e-4, p
     batch_size = positive_int(batch_size, "batch_size")
     if not (np.isfinite(lr) and lr > 0):
         raise InvalidInputError(f"lr must be a positive number, got {lr!r}")
-    x, y = _as_xy(data, *_device_dtype(model))
+    x, y = _as_xy(data, *device_dtype(model))
     steps_per_epoch = x.shape[0] // batch_size
     if steps_per_epoch < 1:
         raise InvalidInputError(f"need at least batch_size={batch_size} images, got {x.shape[0]}")
@@ -141,58 +140,6 @@ def train(model, data, *, epochs, lr, seed, batch_size=128, weight_decay=5e-4, p
     optimizer.zero_grad(set_to_none=True)  # hand the model back without stale gradients
     model.eval()
     return {"loss": losses, "accuracy": accuracies, "seconds": time.perf_counter() - start}
-
-
-@torch.no_grad()
-def predict(model, x, *, batch_size=512):
-    """Class probabilities of a classifier, in eval mode.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Maps ``(B, C, H, W)`` images to ``(B, n_classes)`` logits. Its
-        train/eval mode is restored afterwards.
-    x : array_like, shape (N, C, H, W)
-        Images, numpy or torch.
-    batch_size : int
-        Images per forward pass.
-
-    Returns
-    -------
-    ndarray, shape (N, n_classes), float32
-        Softmax probabilities.
-    """
-    device, dtype = _device_dtype(model)
-    x = torch.as_tensor(x, dtype=dtype, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        probs = [F.softmax(model(x[i:i + batch_size]), dim=1) for i in range(0, x.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(probs).cpu().numpy()
-
-
-def evaluate(model, x, y, *, batch_size=512):
-    """Top-1 accuracy of a classifier on ``(x, y)``.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        The classifier (evaluated in eval mode).
-    x : array_like, shape (N, C, H, W)
-        Images.
-    y : array_like, shape (N,)
-        Integer labels.
-    batch_size : int
-        Images per forward pass.
-
-    Returns
-    -------
-    float
-        Fraction of correct predictions.
-    """
-    return float((predict(model, x, batch_size=batch_size).argmax(1) == np.asarray(y)).mean())
 
 
 @dataclasses.dataclass(frozen=True)
