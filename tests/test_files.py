@@ -6,10 +6,6 @@ in a subprocess, so a segmentation fault fails the test instead of killing pytes
 """
 import json
 import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,24 +13,11 @@ import pytest
 import evtools as ev
 from evtools.cli import main
 from evtools.saliency import load_saliency
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "adapters")])}
+from tests.subprocess_helpers import make_fifo, run_python
 
 
 def _reference(rng, n=400, F=4):
     return np.hstack([rng.lognormal(0, 1, (n, F - 1)), np.zeros((n, 1))])  # one dead column
-
-
-def _python(code, *args, timeout=300):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, env=ENV, timeout=timeout)
-
-
-def _fifo(path):
-    """A fifo with a reader attached, so that code that (wrongly) opens it for writing does not block."""
-    os.mkfifo(path)
-    return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
 
 
 @pytest.fixture(scope="module")
@@ -236,10 +219,10 @@ def test_crafted_tail_model_in_score_never_crashes(saved, tmp_path):
                 continue
             print("scored", path, np.isfinite(s).all() and (s >= 0).all())
     """
-    result = _python(code, tmp_path / "G.npy", *paths)
+    result = run_python(code, tmp_path / "G.npy", *paths)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == ""  # every crafted file refused before scoring
-    result = _python("import sys; from evtools.cli import main; sys.exit(main(sys.argv[1:]))",
+    result = run_python("import sys; from evtools.cli import main; sys.exit(main(sys.argv[1:]))",
                      "score", paths[0], tmp_path / "G.npy")  # the command line: one error line, exit status 1
     assert result.returncode == 1, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
@@ -379,7 +362,7 @@ def test_save_over_the_file_size_limit_keeps_the_old_file(tmp_path):
     kinds = ["TailModel", "ZScoreSaliency", "SPOT", "FilterIndex", "cli"]
     for kind in kinds:
         (tmp_path / f"{kind}.npz").write_bytes(old)
-    result = _python(SAVE_UNDER_LIMIT, tmp_path)
+    result = run_python(SAVE_UNDER_LIMIT, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     messages = json.loads(result.stdout)
     for kind in kinds:
@@ -391,12 +374,12 @@ def test_save_over_the_file_size_limit_keeps_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["G.npy"] + [f"{k}.npz" for k in kinds])
 
 
-def test_save_refuses_a_directory_or_fifo(tmp_path):
+def test_save_refuses_a_directory_ormake_fifo(tmp_path):
     tail = _savers(tmp_path)["TailModel"]
     (tmp_path / "d.npz").mkdir()
     with pytest.raises(ev.InvalidInputError, match="directory"):
         tail.save(tmp_path / "d.npz")
-    _fifo(tmp_path / "f.npz")
+    make_fifo(tmp_path / "f.npz")
     with pytest.raises(ev.InvalidInputError, match="not a regular file"):
         tail.save(tmp_path / "f.npz")
     assert (tmp_path / "d.npz").is_dir() and not (tmp_path / "f.npz").is_file()

@@ -8,9 +8,6 @@ the same on every run.
 import errno
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +15,7 @@ import pytest
 
 import evtools as ev
 from evtools.adapter import NpyRowWriter
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "adapters")])}
-
-
-def _python(code, *args, timeout=300):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
-                          capture_output=True, text=True, env=ENV, timeout=timeout)
-
-
-def _fifo(path):
-    """A fifo with a reader attached, so that code that (wrongly) opens it for writing does not block."""
-    os.mkfifo(path)
-    return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-
+from tests.subprocess_helpers import make_fifo, run_python
 
 # --- the row writer ------------------------------------------------------------------------
 
@@ -91,7 +74,7 @@ def test_resume_refuses_another_layout(tmp_path, change):
 def test_a_non_regular_file_is_refused_and_left_alone(tmp_path):
     """Today ``out="/dev/null"`` (as root) deletes the device node; here a fifo and a folder stand in."""
     fifo = tmp_path / "fifo"
-    _fifo(fifo)
+    make_fifo(fifo)
     (tmp_path / "folder").mkdir()
     for target in (fifo, tmp_path / "folder"):
         with pytest.raises(ev.InvalidInputError, match="regular file"):
@@ -144,7 +127,7 @@ def test_file_size_limit_names_the_file(tmp_path):
             print(exc)
     """
     path = tmp_path / "G.npy"
-    result = _python(code, path)
+    result = run_python(code, path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert str(path) in result.stdout and "File too large" in result.stdout
     G = np.load(path)
@@ -200,7 +183,7 @@ def test_killed_extraction_resumes_to_the_uninterrupted_file(tmp_path, how):
     G, _ = filter_gradient_norms(model, batches, batch_size=4, out=full, progress=False)
     assert G.shape == (60, 7)
 
-    result = _python(EXTRACT, part, 7, how, 0)  # dies while fetching batch 7: 42 rows are finished
+    result = run_python(EXTRACT, part, 7, how, 0)  # dies while fetching batch 7: 42 rows are finished
     assert result.returncode == -getattr(signal, how), result.stderr[-2000:]
     assert Path(str(part) + ".partial").exists()
     np.testing.assert_array_equal(np.load(part), G[:42])  # today: shape (0, 7)
@@ -215,7 +198,7 @@ def test_out_to_a_device_node_is_refused(tmp_path):
     from evtools_torch import filter_gradient_norms
 
     model, batches = tiny_case()
-    _fifo(tmp_path / "fifo")
+    make_fifo(tmp_path / "fifo")
     with pytest.raises(ev.InvalidInputError, match="regular file"):
         filter_gradient_norms(model, batches[0], out=tmp_path / "fifo", progress=False)
     assert (tmp_path / "fifo").exists()
