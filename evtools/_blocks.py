@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from tqdm.auto import tqdm
 
 BLOCK_BYTES = 64 * 2**20  #: size of the working copy of one block of columns
 
@@ -73,6 +72,7 @@ def column_blocks(G, block_size=None, *, sort=False, progress=False, desc=None):
         block_size = default_block_size(n_rows, G.itemsize, n_cols)
     block_size = int(min(block_size, n_cols))
     buffer = np.empty((block_size, n_rows), dtype=G.dtype)  # pages touched once, reused
+    from tqdm.auto import tqdm  # on use: tqdm.auto imports asyncio
     for j0 in tqdm(range(0, n_cols, block_size), desc=desc, unit="block",
                    disable=None if progress else True):
         j1 = min(j0 + block_size, n_cols)

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ._errors import InvalidInputError
 from ._kernels import decluster as decluster_kernels
@@ -37,6 +36,8 @@ DEFAULT_LEVELS = (0.1, 0.01, 0.001)
 
 def exact_interval(k, n, alpha):
     """Clopper-Pearson interval of a binomial proportion, vectorised; ``(low, high)``."""
+    from scipy import stats  # on use: scipy.stats costs 0.4 s to import
+
     k = np.asarray(k, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
     with np.errstate(invalid="ignore"):

@@ -369,8 +369,9 @@ def build_parser(argv=None, entry_points=None):
     Parameters
     ----------
     argv : list of str, optional
-        The arguments to parse: a core subcommand skips loading the other
-        packages' subcommands (PyTorch is not imported for ``evtools fit``).
+        The arguments to parse: only the subcommand they ask for is loaded
+        from its package (PyTorch is not imported for ``evtools fit``,
+        ``--help`` or ``--version``); None loads every subcommand.
     entry_points : iterable of importlib.metadata.EntryPoint, optional
         As in :func:`discover_commands`.
     """
@@ -383,10 +384,17 @@ def build_parser(argv=None, entry_points=None):
     for add in SUBCOMMANDS:
         add(subparsers)
     core = set(subparsers.choices)
-    if argv is None or _command_name(argv) not in core:
-        for name, ep in discover_commands(entry_points).items():
-            if name not in core:
-                _add_entry_point_command(subparsers, ep)
+    asked = None if argv is None else _command_name(argv)
+    if asked in core:
+        return parser
+    for name, ep in discover_commands(entry_points).items():
+        if name in core:
+            continue
+        if argv is None or name == asked:
+            _add_entry_point_command(subparsers, ep)
+        else:  # listed by --help without importing its package (PyTorch for `demo`)
+            package = ep.value.split(":")[0].split(".")[0]
+            subparsers.add_parser(name, help=f"from {package}: see evtools {name} --help")
     return parser
 
 

@@ -265,7 +265,8 @@ def test_core_command_does_not_load_other_packages():
 
 
 def test_missing_adapter_says_how_to_get_it():
-    parser = build_parser([], entry_points=[MISSING])
+    assert "absent" in build_parser([], entry_points=[MISSING]).format_help()  # listed without importing it
+    parser = build_parser(["absent", "--out", "x"], entry_points=[MISSING])
     assert "pip install 'evtools[torch,plot]'" in parser.format_help()
     args = parser.parse_args(["absent", "--out", "x"])
     with pytest.raises(ev.EvtoolsError, match=r"no_such_adapter_pkg.*pip install 'evtools\[torch,plot\]'"):
@@ -277,3 +278,13 @@ def test_demo_is_registered_by_the_torch_adapter():
     ep = discover_commands()["demo"]
     assert ep.value.split(":")[0] == "evtools_torch.cli" and set(ep.extras) == {"torch", "plot"}
     assert "demo" in build_parser([]).format_help()
+
+
+def test_help_and_version_do_not_import_the_adapters():
+    """`evtools --help` lists `demo` without importing PyTorch; `evtools demo --help` loads it."""
+    code = ("import sys; from evtools.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "print('torch' in sys.modules)")
+    for argv, torch_loaded in ((["--help"], "False"), (["--version"], "False"), (["fit", "--help"], "False")):
+        out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+        assert out.stdout.strip().splitlines()[-1] == torch_loaded, (argv, out.stdout, out.stderr)
