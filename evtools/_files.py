@@ -207,6 +207,15 @@ class SavedFile:
         if not ok:
             self.fail(problem)
 
+    def check_columns(self, checks):
+        """Raise naming the first failing column of the first failing ``(ok, problem)`` pair.
+
+        ``ok`` is a boolean array of shape (n_columns,), True where the column passes.
+        """
+        for ok, problem in checks:
+            bad = np.flatnonzero(~ok)
+            self.check(bad.size == 0, f"{problem} in column {bad[0] if bad.size else ''}")
+
     def array(self, name, dtype, shape):
         """Member ``name``, required to have exactly ``dtype`` and ``shape``.
 

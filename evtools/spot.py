@@ -364,9 +364,7 @@ class SPOT:
             (np.where(kept, np.isfinite(peaks) & (peaks > 0), True).all(axis=1), "a peak is not finite and > 0"),
             (ascending.all(axis=1), "peaks are not ascending"),
         ]
-        for ok, problem in checks:
-            bad = np.flatnonzero(~ok)
-            f.check(bad.size == 0, f"{problem} in column {bad[0] if bad.size else ''}")
+        f.check_columns(checks)
         for k, v in state.items():
             setattr(self, k, v.copy())
         self._peaks = np.zeros((F, max(_MIN_CAPACITY, 2 * m)))

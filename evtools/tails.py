@@ -528,9 +528,7 @@ class TailModel(TableRecord):
             (((knot_sf > 0) & (knot_sf <= 1)).all(axis=1), "knot_sf is outside (0, 1]"),
             ((np.diff(knot_sf, axis=1) <= 0).all(axis=1), "knot_sf is not non-increasing"),
         ]
-        for ok, problem in checks:
-            bad = np.flatnonzero(~ok)
-            f.check(bad.size == 0, f"{problem} in column {bad[0] if bad.size else ''}")
+        f.check_columns(checks)
         return cls(**a, n_samples=n, method=meta["method"], rule=rule, min_exceed=min_exceed, decluster=decluster)
 
     def __repr__(self):

@@ -564,6 +564,25 @@ def _pwm_from_moments(a0, a1):
 
 
 @njit(cache=True)
+def _pwm(y, plotting_positions):
+    """:func:`pwm_fit` (unbiased ``a1``) or :func:`pwmb_fit` (plotting positions) of ``y``."""
+    status = _sample_status(y)
+    if status != OK:
+        return _NAN, _NAN, status
+    ys = np.sort(y)
+    n = ys.size
+    a0 = 0.0
+    a1 = 0.0
+    for i in range(n):  # rank = i + 1
+        a0 += ys[i]
+        if plotting_positions:
+            a1 += (1.0 - (i + 0.65) / n) * ys[i]  # 1 - p_i, p_i = (rank - 0.35) / n
+        else:
+            a1 += (n - 1 - i) * ys[i]  # n - rank
+    return _pwm_from_moments(a0 / n, a1 / n if plotting_positions else a1 / (n * (n - 1.0)))
+
+
+@njit(cache=True)
 def pwm_fit(y):
     """Probability-weighted moments with the unbiased estimator (L-moments; POT's ``"pwmu"``).
 
@@ -578,17 +597,7 @@ def pwm_fit(y):
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
     ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
     """
-    status = _sample_status(y)
-    if status != OK:
-        return _NAN, _NAN, status
-    ys = np.sort(y)
-    n = ys.size
-    a0 = 0.0
-    a1 = 0.0
-    for i in range(n):
-        a0 += ys[i]
-        a1 += (n - 1 - i) * ys[i]  # (n - rank) with rank = i + 1
-    return _pwm_from_moments(a0 / n, a1 / (n * (n - 1.0)))
+    return _pwm(y, False)
 
 
 @njit(cache=True)
@@ -601,17 +610,7 @@ def pwmb_fit(y):
 
     Returns ``(sigma, xi, status)`` like :func:`pwm_fit`.
     """
-    status = _sample_status(y)
-    if status != OK:
-        return _NAN, _NAN, status
-    ys = np.sort(y)
-    n = ys.size
-    a0 = 0.0
-    a1 = 0.0
-    for i in range(n):
-        a0 += ys[i]
-        a1 += (1.0 - (i + 0.65) / n) * ys[i]  # p_i = (rank - 0.35) / n, rank = i + 1
-    return _pwm_from_moments(a0 / n, a1 / n)
+    return _pwm(y, True)
 
 
 @njit(cache=True)
