@@ -118,6 +118,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     above = n_exceed if run is None else np.empty(F, dtype=np.int64)
     rel_cov = np.full((F, 3), np.nan)
     marker = tail_kernels.estimator_marker(method)
+    mle = method == "mle"  # the observed-information covariance (rel_cov) is the MLE's
     # when declustering, the selection gives only thresholds and body (an impossible
     # min_exceed skips its GPD fits); the tails come from the time-ordered columns
     fit_min = n_rows + 1 if run else int(min_exceed)
@@ -133,22 +134,24 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         def fit(a, b, j0=j0, T=T):
             s = slice(j0 + a, j0 + b)
             tail_kernels.select_block(T[a:b], t[s], rank, frac, n_total - n_rows, n_total, int(n_knots),
-                           n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
-                           knot_x[s], knot_sf[s], complete[s])
+                                      n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
+                                      knot_x[s], knot_sf[s], complete[s])
             tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min,
-                        sigma[s], xi[s], loglik[s], status[s], ad[s], cvm[s])
+                                   sigma[s], xi[s], loglik[s], status[s], ad[s], cvm[s])
+            if mle and not run:  # each row of T ends with its exceedances
+                return_kernels.relative_cov_block(T[a:b].T, t[s], n_exceed[s], sigma[s], xi[s], status[s],
+                                                  rel_cov[s])
         thread_slices(j1 - j0, fit)
-        exceedances = T.T  # each column ends with its exceedances
         if run:
             n_clusters, above[c], *tail = decluster_kernels.fit_clusters_block(G[:, c], t[c], run, code,
-                                                                int(min_exceed), n_total)
+                                                                               int(min_exceed), n_total)
             has = n_clusters > 0  # columns without exceedances keep the selection's CONSTANT tail
             for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
                 old[c][has] = new[has]
             n_exceed[c] = n_clusters
-            exceedances = _cluster_maxima_block(G[:, c], t[c], run, n_clusters)
-        if method == "mle":
-            rel_cov[c] = return_kernels.relative_cov_block(exceedances, t[c], n_exceed[c], sigma[c], xi[c], status[c])
+            if mle:
+                return_kernels.relative_cov_block(_cluster_maxima_block(G[:, c], t[c], run, n_clusters), t[c],
+                                                  n_exceed[c], sigma[c], xi[c], status[c], rel_cov[c])
     return TailModel(
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,

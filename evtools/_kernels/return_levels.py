@@ -45,23 +45,22 @@ def relative_cov(y, sigma, xi):
     return i_xx / det, -i_sx / det, i_ss / det
 
 
-@parallel_kernel
-def relative_cov_block(S, t, n_exceed, sigma, xi, status):
+@njit(cache=True, nogil=True)
+def relative_cov_block(S, t, n_exceed, sigma, xi, status, out):
     """:func:`relative_cov` of each column of a block whose ``n_exceed`` largest values end it.
+
+    Single-threaded and ``nogil``: ``fit_tails`` runs it in its per-core
+    threads, beside the fits.
 
     Parameters
     ----------
-    S : (n_rows, B) float32 or float64, Fortran order; each column holds its
+    S : (n_rows, B) float32 or float64, any layout; each column holds its
         ``n_exceed[j]`` exceedances of ``t[j]`` in its last rows (any order).
     t, sigma, xi : (B,) float64. n_exceed : (B,) int64. status : (B,) int8.
-
-    Returns
-    -------
-    (B, 3) float64; NaN rows where the status is not OK.
+    out : (B, 3) float64, written where the status is OK (left as it is elsewhere).
     """
     n_rows, B = S.shape
-    out = np.full((B, 3), _NAN)
-    for j in prange(B):
+    for j in range(B):
         if status[j] != OK:
             continue
         k = n_exceed[j]
@@ -69,7 +68,6 @@ def relative_cov_block(S, t, n_exceed, sigma, xi, status):
         for i in range(k):
             y[i] = S[n_rows - k + i, j] - t[j]
         out[j, 0], out[j, 1], out[j, 2] = relative_cov(y, sigma[j], xi[j])
-    return out
 
 
 # ---------------------------------------------------------------------------
