@@ -143,30 +143,19 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
                                                   rel_cov[s])
         thread_slices(j1 - j0, fit)
         if run:
-            n_clusters, above[c], *tail = decluster_kernels.fit_clusters_block(G[:, c], t[c], run, code,
-                                                                               int(min_exceed), n_total)
+            X = np.asfortranarray(G[:, c])  # the block's time-ordered columns, each contiguous
+            n_clusters, above[c], *tail, cov = decluster_kernels.fit_clusters_block(X, t[c], run, code,
+                                                                                    int(min_exceed), n_total)
             has = n_clusters > 0  # columns without exceedances keep the selection's CONSTANT tail
-            for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm), tail):
+            for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm, rel_cov), (*tail, cov)):
                 old[c][has] = new[has]
             n_exceed[c] = n_clusters
-            if mle:
-                return_kernels.relative_cov_block(_cluster_maxima_block(G[:, c], t[c], run, n_clusters), t[c],
-                                                  n_exceed[c], sigma[c], xi[c], status[c], rel_cov[c])
     return TailModel(
         threshold=t, n_exceed=n_exceed, sigma=sigma, xi=xi, loglik=loglik, status=status,
         tail_mass=mass, knot_x=knot_x, knot_sf=knot_sf, body_complete=complete,
         ad_stat=ad, cvm_stat=cvm, n_above=above, rel_cov=rel_cov,
         n_samples=n_total, method=method, rule=rule, min_exceed=int(min_exceed), decluster=run,
     )
-
-
-def _cluster_maxima_block(X, t, run, n_clusters):
-    """The cluster maxima of ``X``'s columns, each column's ``n_clusters[j]`` ending it (Fortran order),
-    as :func:`evtools._kernels.return_levels.relative_cov_block` reads them."""
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    time = np.arange(X.shape[0], dtype=np.float64)
-    _, maxima = decluster_kernels.cluster_maxima(X, t, time, float(run), int(n_clusters.max(initial=0)))
-    return np.asfortranarray(np.sort(maxima, axis=0)[::-1])  # NaN padding first, maxima last
 
 
 def _model_meta(model):

@@ -14,8 +14,12 @@ from numba import njit, prange
 
 from .._status import OK, XI_BOUNDARY
 from .gof import MIN_GOF_SIZE, ad_cvm_sorted
+from .gpd import METHODS
 from .parallel import parallel_kernel
+from .return_levels import relative_cov
 from .tails import fit_tail
+
+_MLE = METHODS["mle"]  # the estimator whose observed information gives rel_cov
 
 
 @njit(cache=True)
@@ -129,7 +133,8 @@ def fit_clusters_block(X, t, run, method, min_exceed, n_total):
 
     Parameters
     ----------
-    X : float32 or float64 (n_rows, B), rows in time order (any memory layout).
+    X : float32 or float64 (n_rows, B), rows in time order, Fortran order (each
+        column contiguous).
     t : float64 (B,) thresholds.
     run : float, the run length (in rows).
     method : int, an estimator code of ``_kernels.gpd.METHODS``.
@@ -140,8 +145,11 @@ def fit_clusters_block(X, t, run, method, min_exceed, n_total):
     -------
     n_clusters, n_above (B,) int64; sigma, xi, loglik (B,) float64;
     status (B,) int8; tail_mass (B,) float64 (``n_clusters / n_total``);
-    ad, cvm (B,) float64. Columns without exceedances get ``n_clusters = 0``
-    and NaN everywhere else (the caller keeps its own values there).
+    ad, cvm (B,) float64; rel_cov (B, 3) float64, the observed-information
+    covariance of ``(sigma_hat / sigma, xi_hat)`` of a maximum-likelihood fit
+    (``method`` is ``METHODS["mle"]``) whose status is OK, NaN otherwise. Columns without
+    exceedances get ``n_clusters = 0`` and NaN everywhere else (the caller
+    keeps its own values there).
     """
     n, B = X.shape
     time = np.arange(n).astype(np.float64)
@@ -154,6 +162,7 @@ def fit_clusters_block(X, t, run, method, min_exceed, n_total):
     mass = np.full(B, np.nan)
     ad = np.full(B, np.nan)
     cvm = np.full(B, np.nan)
+    rel_cov = np.full((B, 3), np.nan)
     for j in prange(B):
         col = X[:, j].astype(np.float64)
         idx = np.empty(n, dtype=np.int64)
@@ -167,4 +176,6 @@ def fit_clusters_block(X, t, run, method, min_exceed, n_total):
         mass[j] = m / n_total
         if (status[j] == OK or status[j] == XI_BOUNDARY) and m >= MIN_GOF_SIZE:
             ad[j], cvm[j] = ad_cvm_sorted(y, sigma[j], xi[j])
-    return n_clusters, n_above, sigma, xi, loglik, status, mass, ad, cvm
+        if method == _MLE and status[j] == OK:
+            rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = relative_cov(y, sigma[j], xi[j])
+    return n_clusters, n_above, sigma, xi, loglik, status, mass, ad, cvm, rel_cov
