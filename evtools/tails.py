@@ -119,11 +119,11 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     rel_cov = np.full((F, 3), np.nan)
     marker = tail_kernels.estimator_marker(method)
     mle = method == "mle"  # the observed-information covariance (rel_cov) is the MLE's
-    # when declustering, the selection gives only thresholds and body (an impossible
+    # when declustering, order_block gives only thresholds and body (an impossible
     # min_exceed skips its GPD fits); the tails come from the time-ordered columns
     fit_min = n_rows + 1 if run else int(min_exceed)
-    # Quantile and TopK need a few order statistics per column: selected, not sorted.
-    # Other rules (ForwardStop, Fixed) read whole sorted columns.
+    # Quantile and TopK place the threshold at an order statistic: order_block reads it
+    # off the column it sorts. Other rules (ForwardStop, Fixed) read the sorted block first.
     by_rank = isinstance(rule, _OrderStatisticRule)
     rank, frac = rule.kept_position(n_rows, n_total) if by_rank else (-1, 0.0)
     for j0, j1, T in column_blocks(G, block_size, sort=not by_rank, progress=progress, desc="fit_tails"):
@@ -133,7 +133,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
 
         def fit(a, b, j0=j0, T=T):
             s = slice(j0 + a, j0 + b)
-            tail_kernels.select_block(T[a:b], t[s], rank, frac, n_total - n_rows, n_total, int(n_knots),
+            tail_kernels.order_block(T[a:b], t[s], rank, frac, n_total - n_rows, n_total, int(n_knots),
                                       n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
                                       knot_x[s], knot_sf[s], complete[s])
             tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min,

@@ -106,7 +106,8 @@ def record_years(row, time):
 
 
 def test_ardieres_declustering_equals_pot_clust(ardieres):
-    """ev.decluster with a time axis gives the events of POT's clust(ardieres, u = 6, tim.cond = 8/365, clust.max = TRUE)."""
+    """ev.decluster with a time axis gives the events of POT's
+    clust(ardieres, u = 6, tim.cond = 8/365, clust.max = TRUE)."""
     row, time, obs = ardieres
     kept = ~np.isnan(obs)  # POT's `obs > u` drops the NA row
     events = ev.decluster(obs[kept], threshold=U, run=TIM_COND, time=time[kept])

@@ -1,4 +1,5 @@
-"""fit_tails by selection (introselect) equals the sort-based path, bit for bit, on messy columns."""
+"""fit_tails's radix-sorted blocks equal the plain sort-based path, bit for bit, on messy columns;
+the radix sort equals np.sort."""
 import numpy as np
 import pytest
 from hypothesis import given
@@ -6,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import evtools as ev
-from evtools._kernels.tails import _heapsort, select_ranks, sort_all
+from evtools._kernels.sort import sort_column, sort_rows
 from tests.reference.tails_sorted import fit_column_sorted
 
 FIELDS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass", "knot_x", "knot_sf")
@@ -44,14 +45,14 @@ def assert_model_equals_reference(tail, G, rule, method, n_total=None, n_knots=6
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rule", [ev.Quantile(0.98), ev.Quantile(0.9), ev.Quantile(0.5), ev.TopK(40)])
 @pytest.mark.parametrize("method", ["mle", "pwm", "zhang", "mom"])
-def test_selection_equals_sorted_reference(rng, dtype, rule, method):
+def test_fit_equals_sorted_reference(rng, dtype, rule, method):
     G = messy_matrix(rng, dtype=dtype)
     tail = ev.fit_tails(G, threshold=rule, method=method, block_size=3, progress=False)
     assert_model_equals_reference(tail, G, rule, method)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_selection_on_top_k_summary(rng, dtype):
+def test_fit_on_top_k_summary(rng, dtype):
     G = messy_matrix(rng, n=2000, dtype=dtype)
     top = np.sort(G, axis=0)[-200:][::-1].copy()  # unsorted order within the kept rows
     rule = ev.Quantile(0.95)
@@ -74,44 +75,32 @@ def test_sorted_rules_use_the_same_kernels(rng):
                   | st.floats(0, 1e3, allow_nan=False)),
        st.sampled_from([np.float32, np.float64]),
        st.sampled_from([0.5, 0.8, 0.9, 0.97]))
-def test_selection_equals_sorted_reference_hypothesis(x, dtype, q):
+def test_fit_equals_sorted_reference_hypothesis(x, dtype, q):
     G = x.astype(dtype)[:, None]
     rule = ev.Quantile(q)
     tail = ev.fit_tails(G, threshold=rule, method="mom", min_exceed=5, n_knots=8, progress=False)
     assert_model_equals_reference(tail, G, rule, "mom", n_knots=8, min_exceed=5)
 
 
-@given(hnp.arrays(np.float32, st.integers(0, 400),
-                  elements=st.sampled_from([0.0, 1.0, 2.0])
-                  | st.floats(-float(np.float32(1e30)), float(np.float32(1e30)), width=32, allow_subnormal=False)),
-       st.data())
-def test_select_ranks_places_order_statistics(a, data):
-    ranks = np.unique(np.asarray(data.draw(st.lists(st.integers(0, max(a.size - 1, 0)), max_size=20)),
-                                 dtype=np.int64)) if a.size else np.empty(0, np.int64)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(data=st.data())
+def test_radix_sort_matches_numpy(dtype, data):
+    """Every sign, +-0, subnormals, infinities, ties, sorted and reversed runs."""
+    width = 32 if dtype == np.float32 else 64
+    a = data.draw(hnp.arrays(dtype, st.integers(0, 600),
+                             elements=st.sampled_from([0.0, -0.0, 1.0, 2.0, np.inf, -np.inf])
+                             | st.floats(allow_nan=False, width=width)))
+    order = data.draw(st.sampled_from(["as drawn", "sorted", "reversed"]))
+    a = {"as drawn": a, "sorted": np.sort(a), "reversed": np.sort(a)[::-1].copy()}[order]
     b = a.copy()
-    select_ranks(b, ranks)
-    s = np.sort(a)
-    np.testing.assert_array_equal(np.sort(b), s)  # a permutation
-    for r in ranks:
-        assert b[r] == s[r]
-        assert np.all(b[:r] <= b[r]) and np.all(b[r + 1:] >= b[r])
+    sort_column(b)
+    np.testing.assert_array_equal(b, np.sort(a))
 
 
-@given(hnp.arrays(np.float64, st.integers(0, 300),
-                  elements=st.floats(-1e300, 1e300, allow_subnormal=False) | st.just(0.0)))
-def test_sorts_match_numpy(a):
-    for sort in (_heapsort, sort_all):
-        b = a.copy()
-        sort(b)
-        np.testing.assert_array_equal(b, np.sort(a))
-
-
-def test_select_ranks_adversarial_inputs_fall_back_to_heapsort():
-    """Many ranks over organ-pipe and sawtooth inputs (where median-of-three is weak) still select."""
-    n = 5000
-    for a in (np.r_[np.arange(n // 2), np.arange(n // 2)[::-1]], np.arange(n) % 7, np.arange(n)[::-1]):
-        a = a.astype(np.float64)
-        b = a.copy()
-        ranks = np.arange(0, n, 37, dtype=np.int64)
-        select_ranks(b, ranks)
-        np.testing.assert_array_equal(b[ranks], np.sort(a)[ranks])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_radix_sort_rows_of_messy_columns(rng, dtype):
+    """Each row of a block sorted in place, rows independent; columns long enough for every digit pass."""
+    G = messy_matrix(rng, n=5000, dtype=dtype)
+    T = np.ascontiguousarray(G.T)
+    sort_rows(T)
+    np.testing.assert_array_equal(T, np.sort(G.T, axis=1))

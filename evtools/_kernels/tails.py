@@ -1,10 +1,10 @@
 """numba kernels behind :class:`evtools.TailModel`: per-column fitting and scoring.
 
 Fitting works on a block of columns copied into the rows of a C-ordered
-buffer, in any order: :func:`select_block` selects the few order statistics
-a column's model needs (the threshold's, the body knots') with an
-introselect and sorts only the exceedances; :func:`fit_block` fits them with
-the estimator compiled into it. Both are single-threaded ``nogil`` kernels
+buffer, in any order: :func:`order_block` sorts each column with a radix
+sort and reads off the order statistics a column's model needs (the
+threshold's, the body knots', the exceedances); :func:`fit_block` fits the
+exceedances with the estimator compiled into it. Both are single-threaded ``nogil`` kernels
 that ``fit_tails`` runs in one thread per core (no ``parallel=True`` kernel to
 compile). Scoring walks the rows of a C-ordered matrix with ``prange``.
 """
@@ -29,6 +29,7 @@ from .gpd import (  # noqa: F401 (METHODS: the registry)
     zhang_fit,
 )
 from .parallel import parallel_kernel
+from .sort import sort_column
 
 # below this value of 1 + xi * y / sigma (bounded tails) the log-survival is
 # continued as a straight line of slope -1/sigma: finite and decreasing.
@@ -91,7 +92,7 @@ def _estimate_impl(y, marker):
 
 @njit(cache=True, nogil=True)
 def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad, cvm):
-    """GPD fits of the exceedances left at the end of each row by :func:`select_block`.
+    """GPD fits of the exceedances left at the end of each row by :func:`order_block`.
 
     Parameters
     ----------
@@ -101,7 +102,7 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
     marker : from :func:`estimator_marker`.
     min_exceed : int, fewest exceedances for a GPD fit.
     sigma, xi, loglik, ad, cvm : float64 (B,), status : int8 (B,), written
-        (rows without exceedances are left to :func:`select_block`).
+        (rows without exceedances are left to :func:`order_block`).
     """
     B, n_rows = T.shape
     for j in range(B):
@@ -126,144 +127,19 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
         sigma[j], xi[j], loglik[j], status[j] = m, 0.0, -k * math.log(m) - k, s
 
 
-# --- order statistics by selection ---------------------------------------------------------
-_SMALL = 16  # segments this short are finished by insertion sort
-
-
+# --- order statistics of sorted columns ------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _insertion_sort(a, lo, hi):
-    for i in range(lo + 1, hi):
-        v = a[i]
-        m = i - 1
-        while m >= lo and a[m] > v:
-            a[m + 1] = a[m]
-            m -= 1
-        a[m + 1] = v
-
-
-@njit(cache=True, nogil=True)
-def _heapsort(a):
-    """Sort ``a`` in place in O(n log n) on any input (introselect's fallback)."""
-    n = a.shape[0]
-    start = n // 2
-    end = n
-    while True:
-        if start > 0:  # first build the max-heap ...
-            start -= 1
-        else:  # ... then move its top behind it, one by one
-            end -= 1
-            if end <= 0:
-                return
-            v = a[0]
-            a[0] = a[end]
-            a[end] = v
-        v = a[start]  # sift a[start] down the heap a[:end]
-        i = start
-        while True:
-            c = 2 * i + 1
-            if c >= end:
-                break
-            if c + 1 < end and a[c + 1] > a[c]:
-                c += 1
-            if a[c] <= v:
-                break
-            a[i] = a[c]
-            i = c
-        a[i] = v
-
-
-@njit(cache=True, nogil=True)
-def _partition_below(a, lo, hi, p, strict):
-    """Move the values of ``a[lo:hi]`` below ``p`` (``< p`` if strict, else ``<= p``) to the front.
-
-    Branch-free Lomuto partition (one swap per value, no unpredictable
-    branch); returns the end of the front part.
-    """
-    store = lo
-    for i in range(lo, hi):
-        v = a[i]
-        below = (v < p) if strict else (v <= p)
-        a[i] = a[store]
-        a[store] = v
-        store += below
-    return store
-
-
-@njit(cache=True, nogil=True)
-def select_ranks(a, ranks):
-    """Partially order ``a`` in place so that each ``a[r]``, ``r`` in ``ranks``, holds
-    the value a full sort would put there, with nothing larger before and nothing smaller after.
-
-    Introselect: quickselect with a median-of-three pivot and branch-free
-    partitions over every rank at once (values equal to the pivot, such as a
-    dead filter's zeros, are split off when a split comes out lopsided); a
-    segment that has been split too often is sorted instead, so the cost stays
-    O(n log n) on any input. ``ranks``: int64, ascending, inside ``[0, len(a))``.
-    """
-    n = a.shape[0]
-    if n <= 1 or ranks.size == 0:
-        return
-    max_depth = 2 * (int(math.log2(n)) + 1)
-    stack = np.empty((4 * (max_depth + 2) + 4 * ranks.size, 5), dtype=np.int64)
-    top = 0
-    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3], stack[0, 4] = 0, n, 0, ranks.size, 0
-    top = 1
-    while top > 0:
-        top -= 1
-        s_lo, s_hi, r_lo, r_hi, depth = stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4]
-        if r_lo >= r_hi or s_hi - s_lo <= 1:
-            continue
-        if s_hi - s_lo <= _SMALL:
-            _insertion_sort(a, s_lo, s_hi)
-            continue
-        if depth > max_depth:
-            _heapsort(a[s_lo:s_hi])
-            continue
-        x, y, z = a[s_lo], a[(s_lo + s_hi) // 2], a[s_hi - 1]
-        if x > y:
-            x, y = y, x
-        if y > z:
-            y = z
-            if x > y:
-                y = x
-        p = y  # median of three
-        lt = _partition_below(a, s_lo, s_hi, p, True)  # [s_lo, lt) < p <= [lt, s_hi)
-        gt = lt
-        if 8 * (lt - s_lo) < s_hi - s_lo:  # a lopsided split: peel off the ties with p
-            gt = _partition_below(a, lt, s_hi, p, False)  # [lt, gt) == p < [gt, s_hi)
-        m1 = r_lo
-        while m1 < r_hi and ranks[m1] < lt:
-            m1 += 1
-        m2 = m1
-        while m2 < r_hi and ranks[m2] < gt:
-            m2 += 1
-        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4] = s_lo, lt, r_lo, m1, depth + 1
-        top += 1
-        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4] = gt, s_hi, m2, r_hi, depth + 1
-        top += 1
-
-
-@njit(cache=True, nogil=True)
-def sort_all(a):
-    """Sort ``a`` in place: :func:`select_ranks` at every rank (no second sort to compile)."""
-    ranks = np.empty(a.shape[0], dtype=np.int64)
-    for i in range(ranks.shape[0]):
-        ranks[i] = i
-    select_ranks(a, ranks)
-
-
-@njit(cache=True, nogil=True)
-def _move_above(a, start, t):
-    """Move the values of ``a[start:]`` that exceed ``t`` to the end of ``a``; return their count."""
-    n = a.shape[0]
-    w = n
-    for i in range(n - 1, start - 1, -1):
-        if a[i] > t:
-            w -= 1
-            v = a[i]
-            a[i] = a[w]
-            a[w] = v
-    return n - w
+def _count_below(col, hi, v, strict):
+    """How many of the ascending ``col[:hi]`` are ``< v`` (``strict``) or ``<= v``, compared in float64."""
+    lo = 0
+    while lo < hi:
+        mid = (lo + hi) // 2
+        c = np.float64(col[mid])
+        if c < v or (not strict and c == v):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 @njit(cache=True, nogil=True)
@@ -274,15 +150,14 @@ def _knot_ranks(out, n_knots, r_top, r_low, first_kept):
 
 
 @njit(cache=True, nogil=True)
-def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma, xi, loglik,
-                 status, mass, knot_x, knot_sf, complete):
-    """Threshold, exceedances and empirical body knots of each row of ``T``, by selection.
+def order_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma, xi, loglik,
+                status, mass, knot_x, knot_sf, complete):
+    """Threshold, exceedances and empirical body knots of each row of ``T``.
 
-    Row ``j`` of ``T`` (a column of the matrix) is reordered in place: its
-    ``n_exceed[j]`` exceedances go to the end, sorted ascending (for
-    :func:`fit_block`); only the order statistics the model stores are
-    selected below them (:func:`select_ranks`), never a full sort. The
-    results equal, bit for bit, those computed from the sorted column.
+    Row ``j`` of ``T`` (a column of the matrix) is sorted in place by a radix
+    sort (:func:`evtools._kernels.sort.sort_column`), which leaves its
+    ``n_exceed[j]`` exceedances at the end, ascending, for :func:`fit_block`;
+    the threshold and the knots are read off at their ranks.
 
     Parameters
     ----------
@@ -302,31 +177,21 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
     B, n_rows = T.shape
     floor_mass = 1.0 / (n_total + 1.0)
     ranks = np.empty(n_knots, dtype=np.int64)
-    both = np.empty(n_knots + 1, dtype=np.int64)  # the knots' ranks and the rank above the threshold
     for j in range(B):
         col = T[j]
+        sort_column(col)
         # --- the threshold and the exceedances
-        selected = -1  # the knots are already selected if the lower part ends here
         if rank >= 0:
-            # one selection for the threshold's order statistics and the knots, placed as if
-            # nothing above x[rank] ties with the threshold (checked below)
             r = rank - first_kept
-            _knot_ranks(both, n_knots, rank, first_kept, first_kept)
-            both[n_knots] = min(r + 1, n_rows - 1)
-            select_ranks(col, both)
             tj = np.float64(col[r])
             if frac != 0.0:
                 tj = tj + frac * (np.float64(col[r + 1]) - tj)
             t[j] = tj
-            start = r + 1  # col[:r + 1] <= col[r] <= tj
-            selected = r + 1
         else:
             tj = t[j]
-            start = 0
-        k = _move_above(col, start, tj)
-        sort_all(col[n_rows - k:])
+        low = _count_below(col, n_rows, tj, False)  # col[:low] <= tj < col[low:]
+        k = n_rows - low
         n_exceed[j] = k
-        low = n_rows - k  # col[:low] <= tj < col[low:]
         # --- the empirical body: knots at ranks r_low..r_top, then the threshold
         r_low = first_kept
         r_top = n_total - k - 1
@@ -335,38 +200,17 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
             for i in range(n_knots):
                 knot_x[j, i] = tj
                 knot_sf[j, i] = 1.0
-            at_t_le = 0
-            at_t_lt = 0
         else:
             _knot_ranks(ranks, n_knots, r_top, r_low, first_kept)
-            if selected != low:  # ties at the threshold moved the lower part's end
-                select_ranks(col[:low], ranks)
-            # counts of values < v and <= v at each knot value v; equal knots share them
-            i = 0
-            while i < n_knots:
-                v = col[ranks[i]]
-                e = i
-                while e + 1 < n_knots and col[ranks[e + 1]] == v:
-                    e += 1
-                lo = 0 if i == 0 else ranks[i - 1] + 1
-                lt = lo
-                for m in range(lo, ranks[i]):
-                    lt += col[m] < v
-                if e == n_knots - 1:  # v is the largest value not above tj
-                    le = low
-                else:
-                    le = ranks[e] + 1
-                    for m in range(ranks[e] + 1, ranks[e + 1]):
-                        le += col[m] <= v
-                sf = (n_rows - le + 0.5 * (le - lt)) / n_total
-                for m in range(i, e + 1):
-                    knot_x[j, m] = v
-                    knot_sf[j, m] = sf
-                i = e + 1
-            at_t_le = low
-            at_t_lt = low if col[ranks[n_knots - 1]] < tj else lt  # lt of the top knot's value
+            for i in range(n_knots):  # mid-p survival: values above v, and half of those equal to v
+                v = np.float64(col[ranks[i]])
+                lt = _count_below(col, low, v, True)
+                le = _count_below(col, low, v, False)
+                knot_x[j, i] = v
+                knot_sf[j, i] = (n_rows - le + 0.5 * (le - lt)) / n_total
+        at_t_lt = _count_below(col, low, tj, True)
         knot_x[j, n_knots] = tj
-        knot_sf[j, n_knots] = (n_rows - at_t_le + 0.5 * (at_t_le - at_t_lt)) / n_total
+        knot_sf[j, n_knots] = (n_rows - low + 0.5 * (low - at_t_lt)) / n_total
         if k == 0:  # at most the mid-p survival at t, so that sf stays non-increasing
             mass[j] = min(floor_mass, knot_sf[j, n_knots])
             sigma[j] = np.inf
@@ -375,7 +219,6 @@ def select_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma
             status[j] = CONSTANT  # the top of the column is flat: nothing above t to fit
         else:
             mass[j] = k / n_total
-
 
 @njit(cache=True)
 def tail_logsf(y, sigma, xi):
