@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import evtools as ev
-from evtools._kernels.sort import sort_column, sort_rows
+from evtools._kernels.sort import radix_keys, sort_column, sort_rows
 from tests.reference.tails_sorted import fit_column_sorted
 
 FIELDS = ("threshold", "n_exceed", "sigma", "xi", "loglik", "status", "tail_mass", "knot_x", "knot_sf")
@@ -93,7 +93,7 @@ def test_radix_sort_matches_numpy(dtype, data):
     order = data.draw(st.sampled_from(["as drawn", "sorted", "reversed"]))
     a = {"as drawn": a, "sorted": np.sort(a), "reversed": np.sort(a)[::-1].copy()}[order]
     b = a.copy()
-    sort_column(b)
+    sort_column(b, *radix_keys(dtype))
     np.testing.assert_array_equal(b, np.sort(a))
 
 
@@ -102,5 +102,5 @@ def test_radix_sort_rows_of_messy_columns(rng, dtype):
     """Each row of a block sorted in place, rows independent; columns long enough for every digit pass."""
     G = messy_matrix(rng, n=5000, dtype=dtype)
     T = np.ascontiguousarray(G.T)
-    sort_rows(T)
+    sort_rows(T, *radix_keys(dtype))
     np.testing.assert_array_equal(T, np.sort(G.T, axis=1))

@@ -6,68 +6,27 @@ depends on the host's SIMD sort (about 5 x apart between machines); a radix
 sort of the floats' bit patterns costs the same few passes over the column on
 any host (float32: three 11-bit digits; float64: six), without comparisons.
 
-The bit pattern of an IEEE float, with the sign bit set for positive values
-and every bit inverted for negative ones, orders like the float itself
-(``-0.0`` just before ``+0.0``, which compare equal). Columns reaching these
-kernels are finite (callers check); infinities sort correctly too.
+The bit pattern of an IEEE float, with the sign bit set for a positive value
+and every bit inverted for a negative one, orders like the float (``-0.0``
+just before ``+0.0``, which compare equal). The kernels take the unsigned
+type of the column's width and its two masks, ``radix_keys(dtype)``.
+Columns reaching these kernels are finite (callers check); infinities sort
+correctly too.
 """
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
 _DIGIT_BITS = 11
 _BUCKETS = 1 << _DIGIT_BITS
 _MASK = np.uint64(_BUCKETS - 1)
 
 
-def _to_ordered_bits(col):
-    """``col`` (float32/float64, contiguous) reinterpreted in place as unsigned integers that order like it."""
-    raise NotImplementedError("called from numba code only")
-
-
-def _from_ordered_bits(bits):
-    """Undo :func:`_to_ordered_bits` in place."""
-    raise NotImplementedError("called from numba code only")
-
-
-def _bit_constants(dtype):
-    """``(unsigned type, its top bit, all ones)`` for a float numba type, or None."""
-    unsigned = {types.float32: np.uint32, types.float64: np.uint64}.get(dtype)
-    if unsigned is None:
-        return None
-    width = 8 * np.dtype(unsigned).itemsize
-    return unsigned, unsigned(1 << (width - 1)), unsigned((1 << width) - 1)
-
-
-@overload(_to_ordered_bits, inline="always")
-def _to_ordered_bits_impl(col):
-    constants = _bit_constants(col.dtype)
-    if constants is None:
-        return None
-    unsigned, top, ones = constants
-
-    def impl(col):
-        bits = col.view(unsigned)
-        for i in range(bits.shape[0]):
-            b = bits[i]
-            bits[i] = b ^ (ones if b & top else top)
-        return bits
-    return impl
-
-
-@overload(_from_ordered_bits, inline="always")
-def _from_ordered_bits_impl(bits):
-    unsigned = {types.uint32: np.uint32, types.uint64: np.uint64}.get(bits.dtype)
-    if unsigned is None:
-        return None
-    width = 8 * np.dtype(unsigned).itemsize
-    top, ones = unsigned(1 << (width - 1)), unsigned((1 << width) - 1)
-
-    def impl(bits):
-        for i in range(bits.shape[0]):
-            b = bits[i]
-            bits[i] = b ^ (top if b & top else ones)
-    return impl
+def radix_keys(dtype):
+    """``(key, top, ones)`` for float32 or float64 columns: the unsigned type of that width,
+    its sign bit and all its bits set, as the sort kernels take them."""
+    width = 8 * np.dtype(dtype).itemsize
+    key = {32: np.uint32, 64: np.uint64}[width]
+    return key, key(1 << (width - 1)), key((1 << width) - 1)
 
 
 @njit(cache=True, nogil=True)
@@ -79,8 +38,9 @@ def _is_sorted(col):
 
 
 @njit(cache=True, nogil=True)
-def sort_column(col):
-    """Sort the contiguous float32/float64 array ``col`` in place, ascending.
+def sort_column(col, key, top, ones):
+    """Sort the contiguous float32/float64 array ``col`` in place, ascending; ``key, top, ones``:
+    :func:`radix_keys` of its dtype.
 
     Equal to ``np.sort`` value for value; among equal values ``-0.0`` comes
     before ``+0.0``. An already sorted column costs one pass.
@@ -88,7 +48,10 @@ def sort_column(col):
     n = col.shape[0]
     if n < 2 or _is_sorted(col):
         return
-    bits = _to_ordered_bits(col)
+    bits = col.view(key)
+    for i in range(n):  # to keys that order like the floats
+        b = bits[i]
+        bits[i] = b ^ (ones if b & top else top)
     n_digits = (8 * bits.itemsize + _DIGIT_BITS - 1) // _DIGIT_BITS
     counts = np.zeros((n_digits, _BUCKETS), dtype=np.int64)
     for i in range(n):  # every digit's histogram in one pass
@@ -115,11 +78,13 @@ def sort_column(col):
         moves += 1
     if moves % 2:  # the result is in the scratch array
         bits[:] = src
-    _from_ordered_bits(bits)
+    for i in range(n):  # back to the floats' bits
+        b = bits[i]
+        bits[i] = b ^ (top if b & top else ones)
 
 
 @njit(cache=True, nogil=True)
-def sort_rows(T):
-    """Sort every row of the C-ordered float32/float64 matrix ``T`` in place."""
+def sort_rows(T, key, top, ones):
+    """Sort every row of the C-ordered float32/float64 matrix ``T`` in place (:func:`sort_column`)."""
     for j in range(T.shape[0]):
-        sort_column(T[j])
+        sort_column(T[j], key, top, ones)

@@ -150,12 +150,12 @@ def _knot_ranks(out, n_knots, r_top, r_low, first_kept):
 
 
 @njit(cache=True, nogil=True)
-def order_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma, xi, loglik,
+def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma, xi, loglik,
                 status, mass, knot_x, knot_sf, complete):
     """Threshold, exceedances and empirical body knots of each row of ``T``.
 
     Row ``j`` of ``T`` (a column of the matrix) is sorted in place by a radix
-    sort (:func:`evtools._kernels.sort.sort_column`), which leaves its
+    sort (:func:`evtools._kernels.sort.sort_column`; ``key, top, ones``: ``radix_keys(T.dtype)``), which leaves its
     ``n_exceed[j]`` exceedances at the end, ascending, for :func:`fit_block`;
     the threshold and the knots are read off at their ranks.
 
@@ -179,7 +179,7 @@ def order_block(T, t, rank, frac, first_kept, n_total, n_knots, n_exceed, sigma,
     ranks = np.empty(n_knots, dtype=np.int64)
     for j in range(B):
         col = T[j]
-        sort_column(col)
+        sort_column(col, key, top, ones)
         # --- the threshold and the exceedances
         if rank >= 0:
             r = rank - first_kept
