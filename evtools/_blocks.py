@@ -27,7 +27,7 @@ def _copy_columns_into(out, G, j0, sort, rows=64):
     for i in range(0, G.shape[0], rows):  # small row chunks keep the transposing copy in cache
         out[:, i:i + rows] = G[i:i + rows, j0:j0 + B].T
     if sort:
-        sort_rows(out, *radix_keys(out.dtype))  # a radix sort: as fast on any host (np.sort's speed hinges on its SIMD sort)
+        sort_rows(out, *radix_keys(out.dtype))  # a radix sort: np.sort's speed hinges on the host's SIMD sort
 
 
 def thread_slices(n, func):

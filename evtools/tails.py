@@ -17,9 +17,9 @@ from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz
 from ._io import TableRecord
 from ._kernels import decluster as decluster_kernels
-from ._kernels.sort import radix_keys
 from ._kernels import return_levels as return_kernels
 from ._kernels import tails as tail_kernels
+from ._kernels.sort import radix_keys
 from ._status import Status
 from ._validation import as_matrix, check_columns, check_int, check_probability
 from .calibration import DEFAULT_LEVELS, calibration
@@ -134,9 +134,9 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
 
         def fit(a, b, j0=j0, T=T):
             s = slice(j0 + a, j0 + b)
-            tail_kernels.order_block(T[a:b], *radix_keys(T.dtype), t[s], rank, frac, n_total - n_rows, n_total, int(n_knots),
-                                      n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
-                                      knot_x[s], knot_sf[s], complete[s])
+            tail_kernels.order_block(T[a:b], *radix_keys(T.dtype), t[s], rank, frac, n_total - n_rows, n_total,
+                                     int(n_knots), n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
+                                     knot_x[s], knot_sf[s], complete[s])
             tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min,
                                    sigma[s], xi[s], loglik[s], status[s], ad[s], cvm[s])
             if mle and not run:  # each row of T ends with its exceedances
