@@ -147,7 +147,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
             X = np.asfortranarray(G[:, c])  # the block's time-ordered columns, each contiguous
             n_clusters, above[c], *tail, cov = decluster_kernels.fit_clusters_block(X, t[c], run, code,
                                                                                     int(min_exceed), n_total)
-            has = n_clusters > 0  # columns without exceedances keep the selection's CONSTANT tail
+            has = n_clusters > 0  # columns without exceedances keep order_block's CONSTANT tail
             for old, new in zip((sigma, xi, loglik, status, mass, ad, cvm, rel_cov), (*tail, cov)):
                 old[c][has] = new[has]
             n_exceed[c] = n_clusters
