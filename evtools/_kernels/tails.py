@@ -58,16 +58,19 @@ def fit_tail(y, method, min_exceed):
 
 # --- the estimator chosen at compile time -------------------------------------------------
 # A kernel that took the method as a run-time integer would compile every
-# estimator on first use. `fit_block` instead takes a marker whose *type* names
-# the estimator (an integer type per method), so each compiled kernel holds only
-# its own estimator. `fit_tail` (SPOT, declustering) keeps the run-time integer.
-_MARKER_TYPES = (np.uint8, np.uint16, np.uint32, np.uint64, np.int8)  # indexed by METHODS' codes
+# estimator on first use. `fit_block` instead takes a marker: None for maximum
+# likelihood (a plain call of `mle_fit`; numba drops the other branch), else a
+# value whose *type* names the estimator (an integer type per method), so each
+# compiled kernel holds only its own estimator. `fit_tail` (SPOT, declustering)
+# keeps the run-time integer.
+_MARKER_TYPES = (None, np.uint16, np.uint32, np.uint64, np.int8)  # indexed by METHODS' codes
 _ESTIMATORS = (None, pwm_fit, zhang_fit, mom_fit, pwmb_fit)  # the same order; code 0 is mle_fit
 
 
 def estimator_marker(method):
-    """The value that selects ``method`` (a name of ``METHODS``) in :func:`fit_block`."""
-    return _MARKER_TYPES[METHODS[method]](0)
+    """The value that selects ``method`` (a name of ``METHODS``) in :func:`fit_block`: None for ``"mle"``."""
+    code = METHODS[method]
+    return None if code == 0 else _MARKER_TYPES[code](0)
 
 
 def _estimate(y, marker):
@@ -77,13 +80,10 @@ def _estimate(y, marker):
 
 @overload(_estimate, inline="always")
 def _estimate_impl(y, marker):
-    codes = {types.uint8: 0, types.uint16: 1, types.uint32: 2, types.uint64: 3, types.int8: 4}
+    codes = {types.uint16: 1, types.uint32: 2, types.uint64: 3, types.int8: 4}
     if marker not in codes:
         return None
-    method = codes[marker]
-    if method == 0:
-        return lambda y, marker: mle_fit(y)
-    fit = _ESTIMATORS[method]
+    fit = _ESTIMATORS[codes[marker]]
 
     def impl(y, marker):
         sigma, xi, status = fit(y)
@@ -101,14 +101,14 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
     T : float32 or float64 (B, n_rows), C order: row ``j`` ends with its
         ``n_exceed[j]`` exceedances, ascending.
     t : float64 (B,) thresholds; n_exceed : int64 (B,).
-    marker : from :func:`estimator_marker`.
+    marker : from :func:`estimator_marker` (None: maximum likelihood).
     min_exceed : int, fewest exceedances for a GPD fit.
     sigma, xi, loglik, ad, cvm : float64 (B,), status : int8 (B,), written
         (rows without exceedances are left to :func:`order_block`).
-    rel_cov : float64 (B, 3) or None: where given (maximum likelihood),
-        :func:`evtools._kernels.return_levels.relative_cov` of the rows whose
-        status is OK is written there (other rows are left as they are).
-        ``None`` leaves it out of the compiled kernel.
+    rel_cov : float64 (B, 3): for maximum likelihood, the observed-information
+        covariance (:func:`evtools._kernels.return_levels.relative_cov`) of
+        the rows whose status is OK is written there; other rows and other
+        estimators leave it as it is.
     """
     B, n_rows = T.shape
     for j in range(B):
@@ -120,13 +120,16 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
             y[i] = np.float64(T[j, n_rows - k + i]) - t[j]
         s = TOO_FEW
         if k >= min_exceed:
-            s_, x_, l_, s = _estimate(y, marker)
+            if marker is None:
+                s_, x_, l_, s = mle_fit(y)
+                if s == OK:
+                    rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = relative_cov(y, s_, x_)
+            else:
+                s_, x_, l_, s = _estimate(y, marker)
             if s == OK or s == XI_BOUNDARY:
                 sigma[j], xi[j], loglik[j], status[j] = s_, x_, l_, s
                 if k >= MIN_GOF_SIZE:
                     ad[j], cvm[j] = ad_cvm_sorted(y, s_, x_)
-                if rel_cov is not None and s == OK:
-                    rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = relative_cov(y, s_, x_)
                 continue
         m = 0.0  # the exponential fallback of `fit_tail`
         for i in range(k):
