@@ -73,7 +73,7 @@ def test_numba_cache_for_a_read_only_install(tmp_path):
             + "import numpy as np, evtools as ev\n"
             f"ev.fit_tails(np.load({str(tmp_path / 'G.npy')!r}), progress=False)\n"
             "import evtools._kernels.tails as K\n"
-            "s = K.select_block.stats\n"
+            "s = K.order_block.stats\n"
             "print(json.dumps([s.cache_path, len(s.cache_hits), len(s.cache_misses)]))")
     try:
         first = json.loads(run_python(code, env, cwd=site))
