@@ -117,7 +117,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     ad, cvm = np.full(F, np.nan), np.full(F, np.nan)
     above = n_exceed if run is None else np.empty(F, dtype=np.int64)
     rel_cov = np.full((F, 3), np.nan)
-    marker = tail_kernels.estimator_marker(method)
+    marker = tail_kernels.estimator_marker(method)  # None for "mle", which also writes rel_cov
     # when declustering, order_block gives only thresholds and body (an impossible
     # min_exceed skips its GPD fits); the tails come from the time-ordered columns
     fit_min = n_rows + 1 if run else int(min_exceed)
@@ -136,7 +136,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
                                      int(n_knots), n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
                                      knot_x[s], knot_sf[s], complete[s])
             tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min, sigma[s], xi[s], loglik[s],
-                                   status[s], ad[s], cvm[s], rel_cov[s])
+                                   status[s], ad[s], cvm[s], rel_cov[s] if marker is None else None)
         thread_slices(j1 - j0, fit)
         if run:
             X = np.asfortranarray(G[:, c])  # the block's time-ordered columns, each contiguous

@@ -59,10 +59,11 @@ def fit_tail(y, method, min_exceed):
 # --- the estimator chosen at compile time -------------------------------------------------
 # A kernel that took the method as a run-time integer would compile every
 # estimator on first use. `fit_block` instead takes a marker: None for maximum
-# likelihood (a plain call of `mle_fit`; numba drops the other branch), else a
-# value whose *type* names the estimator (an integer type per method), so each
-# compiled kernel holds only its own estimator. `fit_tail` (SPOT, declustering)
-# keeps the run-time integer.
+# likelihood (a plain call of `mle_fit`), else a value whose *type* names the
+# estimator (an integer type per method), so each compiled kernel holds only its
+# own estimator: numba drops a branch on ``arg is None`` / ``arg is not None``
+# at compile time when ``arg`` is None, never when it is a number or an array.
+# `fit_tail` (SPOT, declustering) keeps the run-time integer.
 _MARKER_TYPES = (None, np.uint16, np.uint32, np.uint64, np.int8)  # indexed by METHODS' codes
 _ESTIMATORS = (None, pwm_fit, zhang_fit, mom_fit, pwmb_fit)  # the same order; code 0 is mle_fit
 
@@ -101,14 +102,14 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
     T : float32 or float64 (B, n_rows), C order: row ``j`` ends with its
         ``n_exceed[j]`` exceedances, ascending.
     t : float64 (B,) thresholds; n_exceed : int64 (B,).
-    marker : from :func:`estimator_marker` (None: maximum likelihood).
+    marker : from :func:`estimator_marker`; None for maximum likelihood.
     min_exceed : int, fewest exceedances for a GPD fit.
     sigma, xi, loglik, ad, cvm : float64 (B,), status : int8 (B,), written
         (rows without exceedances are left to :func:`order_block`).
-    rel_cov : float64 (B, 3): for maximum likelihood, the observed-information
-        covariance (:func:`evtools._kernels.return_levels.relative_cov`) of
-        the rows whose status is OK is written there; other rows and other
-        estimators leave it as it is.
+    rel_cov : float64 (B, 3) for maximum likelihood, None for the other
+        estimators: the observed-information covariance
+        (:func:`evtools._kernels.return_levels.relative_cov`) of the rows whose
+        status is OK is written there (other rows are left as they are).
     """
     B, n_rows = T.shape
     for j in range(B):
@@ -120,12 +121,14 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
             y[i] = np.float64(T[j, n_rows - k + i]) - t[j]
         s = TOO_FEW
         if k >= min_exceed:
-            if marker is None:
+            # exactly one of the two runs; each is compiled only for its own estimator
+            s_ = x_ = l_ = np.nan
+            if marker is not None:
+                s_, x_, l_, s = _estimate(y, marker)
+            if rel_cov is not None:
                 s_, x_, l_, s = mle_fit(y)
                 if s == OK:
                     rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = relative_cov(y, s_, x_)
-            else:
-                s_, x_, l_, s = _estimate(y, marker)
             if s == OK or s == XI_BOUNDARY:
                 sigma[j], xi[j], loglik[j], status[j] = s_, x_, l_, s
                 if k >= MIN_GOF_SIZE:
