@@ -30,13 +30,25 @@ def _copy_columns_into(out, G, j0, sort, rows=64):
         sort_rows(out, *radix_keys(out.dtype))  # a radix sort: np.sort's speed hinges on the host's SIMD sort
 
 
+def _num_threads():
+    """``numba.get_num_threads()``, without starting numba's threading layer (15 ms) to ask.
+
+    Until the layer runs, ``set_num_threads`` has not been called (it starts
+    the layer), so the count is ``NUMBA_NUM_THREADS``.
+    """
+    from numba.np.ufunc import parallel
+    if getattr(parallel, "_is_initialized", True):
+        return numba.get_num_threads()
+    return numba.config.NUMBA_NUM_THREADS
+
+
 def thread_slices(n, func):
     """Run ``func(a, b)`` over ``n_threads`` slices ``[a, b)`` of ``range(n)`` in threads.
 
     For numpy calls and ``nogil`` numba kernels, which release the GIL;
-    ``n_threads`` is numba's (``NUMBA_NUM_THREADS``).
+    ``n_threads`` is numba's (``numba.get_num_threads()``).
     """
-    edges = np.linspace(0, n, numba.get_num_threads() + 1).astype(int)
+    edges = np.linspace(0, n, _num_threads() + 1).astype(int)
     jobs = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
     if len(jobs) == 1:
         func(*jobs[0])
@@ -74,9 +86,11 @@ def column_blocks(G, block_size=None, *, sort=False, progress=False, desc=None):
         block_size = default_block_size(n_rows, G.itemsize, n_cols)
     block_size = int(min(block_size, n_cols))
     buffer = np.empty((block_size, n_rows), dtype=G.dtype)  # pages touched once, reused
-    from tqdm.auto import tqdm  # on use: tqdm.auto imports asyncio
-    for j0 in tqdm(range(0, n_cols, block_size), desc=desc, unit="block",
-                   disable=None if progress else True):
+    starts = range(0, n_cols, block_size)
+    if progress:  # imported only then: tqdm.auto imports asyncio (20 ms of a CLI call)
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc=desc, unit="block", disable=None)
+    for j0 in starts:
         j1 = min(j0 + block_size, n_cols)
         T = buffer[:j1 - j0]
         thread_slices(j1 - j0, lambda a, b: _copy_columns_into(T[a:b], G, j0 + a, sort))

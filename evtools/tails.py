@@ -17,7 +17,6 @@ from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz
 from ._io import TableRecord
 from ._kernels import decluster as decluster_kernels
-from ._kernels import return_levels as return_kernels
 from ._kernels import tails as tail_kernels
 from ._kernels.sort import radix_keys
 from ._status import Status
@@ -118,8 +117,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     ad, cvm = np.full(F, np.nan), np.full(F, np.nan)
     above = n_exceed if run is None else np.empty(F, dtype=np.int64)
     rel_cov = np.full((F, 3), np.nan)
-    marker = tail_kernels.estimator_marker(method)
-    mle = method == "mle"  # the observed-information covariance (rel_cov) is the MLE's
+    marker = tail_kernels.estimator_marker(method)  # None for "mle", which also writes rel_cov
     # when declustering, order_block gives only thresholds and body (an impossible
     # min_exceed skips its GPD fits); the tails come from the time-ordered columns
     fit_min = n_rows + 1 if run else int(min_exceed)
@@ -137,11 +135,8 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
             tail_kernels.order_block(T[a:b], *radix_keys(T.dtype), t[s], rank, frac, n_total - n_rows, n_total,
                                      int(n_knots), n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
                                      knot_x[s], knot_sf[s], complete[s])
-            tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min,
-                                   sigma[s], xi[s], loglik[s], status[s], ad[s], cvm[s])
-            if mle and not run:  # each row of T ends with its exceedances
-                return_kernels.relative_cov_block(T[a:b].T, t[s], n_exceed[s], sigma[s], xi[s], status[s],
-                                                  rel_cov[s])
+            tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min, sigma[s], xi[s], loglik[s],
+                                   status[s], ad[s], cvm[s], rel_cov[s] if marker is None else None)
         thread_slices(j1 - j0, fit)
         if run:
             X = np.asfortranarray(G[:, c])  # the block's time-ordered columns, each contiguous

@@ -73,7 +73,7 @@ def test_numba_cache_for_a_read_only_install(tmp_path):
             + "import numpy as np, evtools as ev\n"
             f"ev.fit_tails(np.load({str(tmp_path / 'G.npy')!r}), progress=False)\n"
             "import evtools._kernels.tails as K\n"
-            "s = K.select_block.stats\n"
+            "s = K.order_block.stats\n"
             "print(json.dumps([s.cache_path, len(s.cache_hits), len(s.cache_misses)]))")
     try:
         first = json.loads(run_python(code, env, cwd=site))
@@ -85,3 +85,14 @@ def test_numba_cache_for_a_read_only_install(tmp_path):
     assert first[1:] == [0, 1]  # compiled and written to the user cache ...
     assert second[1:] == [1, 0]  # ... and loaded from it by the next process
     assert not list((site / "evtools").rglob("*.nbi"))
+
+
+@pytest.mark.slow  # compiles the PWM fit kernels into an empty cache
+def test_a_fit_compiles_only_its_own_estimator(tmp_path):
+    """``method="pwm"`` compiles ``pwm_fit``, not the MLE (2 s of a cold fit) nor its covariance."""
+    code = ("import numpy as np, evtools as ev\n"
+            "from evtools._kernels import gpd, return_levels\n"
+            "G = np.random.default_rng(0).exponential(size=(300, 4)).astype(np.float32)\n"
+            "ev.fit_tails(G, method='pwm', progress=False)\n"
+            "print(*(len(f.signatures) for f in (gpd.pwm_fit, gpd.mle_fit, return_levels.relative_cov)))")
+    assert run_python(code, {"NUMBA_CACHE_DIR": str(tmp_path)}).split() == ["1", "0", "0"]

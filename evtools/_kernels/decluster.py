@@ -72,8 +72,9 @@ def cluster_maxima(X, t, time, run, m_max):
         idx = np.empty(n, dtype=np.int64)
         mx = np.empty(n)
         _, m = _cluster_maxima(X[:, j], t[j], time, run, idx, mx)
-        index[:m, j] = idx[:m]
-        maxima[:m, j] = mx[:m]
+        for i in range(m):  # a loop: a slice assignment would compile numba's shape-mismatch message
+            index[i, j] = idx[i]
+            maxima[i, j] = mx[i]
     return index, maxima
 
 

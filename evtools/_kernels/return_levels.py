@@ -37,37 +37,14 @@ def relative_cov(y, sigma, xi):
     """
     if not (xi > -0.5 and sigma > 0.0 and sigma < _INF):
         return _NAN, _NAN, _NAN
-    z = y / sigma
+    z = np.empty(y.size)
+    for i in range(y.size):  # a loop, not ``y / sigma``: numba compiles it much faster
+        z[i] = y[i] / sigma
     i_ss, i_sx, i_xx = gpd_observed_info(z, 1.0, xi)
     det = i_ss * i_xx - i_sx * i_sx
     if not (i_ss > 0.0 and i_xx > 0.0 and det > 1e-12 * i_ss * i_xx):
         return _NAN, _NAN, _NAN
     return i_xx / det, -i_sx / det, i_ss / det
-
-
-@njit(cache=True, nogil=True)
-def relative_cov_block(S, t, n_exceed, sigma, xi, status, out):
-    """:func:`relative_cov` of each column of a block whose ``n_exceed`` largest values end it.
-
-    Single-threaded and ``nogil``: ``fit_tails`` runs it in its per-core
-    threads, beside the fits.
-
-    Parameters
-    ----------
-    S : (n_rows, B) float32 or float64, any layout; each column holds its
-        ``n_exceed[j]`` exceedances of ``t[j]`` in its last rows (any order).
-    t, sigma, xi : (B,) float64. n_exceed : (B,) int64. status : (B,) int8.
-    out : (B, 3) float64, written where the status is OK (left as it is elsewhere).
-    """
-    n_rows, B = S.shape
-    for j in range(B):
-        if status[j] != OK:
-            continue
-        k = n_exceed[j]
-        y = np.empty(k)
-        for i in range(k):
-            y[i] = S[n_rows - k + i, j] - t[j]
-        out[j, 0], out[j, 1], out[j, 2] = relative_cov(y, sigma[j], xi[j])
 
 
 # ---------------------------------------------------------------------------

@@ -4,7 +4,8 @@ Fitting works on a block of columns copied into the rows of a C-ordered
 buffer, in any order: :func:`order_block` sorts each column with a radix
 sort and reads off the order statistics a column's model needs (the
 threshold's, the body knots', the exceedances); :func:`fit_block` fits the
-exceedances with the estimator compiled into it. Both are single-threaded ``nogil`` kernels
+exceedances with the estimator compiled into it (and, for maximum
+likelihood, writes the observed-information covariance). Both are single-threaded ``nogil`` kernels
 that ``fit_tails`` runs in one thread per core (no ``parallel=True`` kernel to
 compile). Scoring walks the rows of a C-ordered matrix with ``prange``.
 """
@@ -29,6 +30,7 @@ from .gpd import (  # noqa: F401 (METHODS: the registry)
     zhang_fit,
 )
 from .parallel import parallel_kernel
+from .return_levels import relative_cov
 from .sort import sort_column
 
 # below this value of 1 + xi * y / sigma (bounded tails) the log-survival is
@@ -56,16 +58,20 @@ def fit_tail(y, method, min_exceed):
 
 # --- the estimator chosen at compile time -------------------------------------------------
 # A kernel that took the method as a run-time integer would compile every
-# estimator on first use. `fit_block` instead takes a marker whose *type* names
-# the estimator (an integer type per method), so each compiled kernel holds only
-# its own estimator. `fit_tail` (SPOT, declustering) keeps the run-time integer.
-_MARKER_TYPES = (np.uint8, np.uint16, np.uint32, np.uint64, np.int8)  # indexed by METHODS' codes
+# estimator on first use. `fit_block` instead takes a marker: None for maximum
+# likelihood (a plain call of `mle_fit`), else a value whose *type* names the
+# estimator (an integer type per method), so each compiled kernel holds only its
+# own estimator: numba drops a branch on ``arg is None`` / ``arg is not None``
+# at compile time when ``arg`` is None, never when it is a number or an array.
+# `fit_tail` (SPOT, declustering) keeps the run-time integer.
+_MARKER_TYPES = (None, np.uint16, np.uint32, np.uint64, np.int8)  # indexed by METHODS' codes
 _ESTIMATORS = (None, pwm_fit, zhang_fit, mom_fit, pwmb_fit)  # the same order; code 0 is mle_fit
 
 
 def estimator_marker(method):
-    """The value that selects ``method`` (a name of ``METHODS``) in :func:`fit_block`."""
-    return _MARKER_TYPES[METHODS[method]](0)
+    """The value that selects ``method`` (a name of ``METHODS``) in :func:`fit_block`: None for ``"mle"``."""
+    code = METHODS[method]
+    return None if code == 0 else _MARKER_TYPES[code](0)
 
 
 def _estimate(y, marker):
@@ -75,13 +81,10 @@ def _estimate(y, marker):
 
 @overload(_estimate, inline="always")
 def _estimate_impl(y, marker):
-    codes = {types.uint8: 0, types.uint16: 1, types.uint32: 2, types.uint64: 3, types.int8: 4}
+    codes = {types.uint16: 1, types.uint32: 2, types.uint64: 3, types.int8: 4}
     if marker not in codes:
         return None
-    method = codes[marker]
-    if method == 0:
-        return lambda y, marker: mle_fit(y)
-    fit = _ESTIMATORS[method]
+    fit = _ESTIMATORS[codes[marker]]
 
     def impl(y, marker):
         sigma, xi, status = fit(y)
@@ -91,7 +94,7 @@ def _estimate_impl(y, marker):
 
 
 @njit(cache=True, nogil=True)
-def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad, cvm):
+def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad, cvm, rel_cov):
     """GPD fits of the exceedances left at the end of each row by :func:`order_block`.
 
     Parameters
@@ -99,10 +102,14 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
     T : float32 or float64 (B, n_rows), C order: row ``j`` ends with its
         ``n_exceed[j]`` exceedances, ascending.
     t : float64 (B,) thresholds; n_exceed : int64 (B,).
-    marker : from :func:`estimator_marker`.
+    marker : from :func:`estimator_marker`; None for maximum likelihood.
     min_exceed : int, fewest exceedances for a GPD fit.
     sigma, xi, loglik, ad, cvm : float64 (B,), status : int8 (B,), written
         (rows without exceedances are left to :func:`order_block`).
+    rel_cov : float64 (B, 3) for maximum likelihood, None for the other
+        estimators: the observed-information covariance
+        (:func:`evtools._kernels.return_levels.relative_cov`) of the rows whose
+        status is OK is written there (other rows are left as they are).
     """
     B, n_rows = T.shape
     for j in range(B):
@@ -114,7 +121,14 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
             y[i] = np.float64(T[j, n_rows - k + i]) - t[j]
         s = TOO_FEW
         if k >= min_exceed:
-            s_, x_, l_, s = _estimate(y, marker)
+            # exactly one of the two runs; each is compiled only for its own estimator
+            s_ = x_ = l_ = np.nan
+            if marker is not None:
+                s_, x_, l_, s = _estimate(y, marker)
+            if rel_cov is not None:
+                s_, x_, l_, s = mle_fit(y)
+                if s == OK:
+                    rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = relative_cov(y, s_, x_)
             if s == OK or s == XI_BOUNDARY:
                 sigma[j], xi[j], loglik[j], status[j] = s_, x_, l_, s
                 if k >= MIN_GOF_SIZE:
@@ -129,24 +143,23 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
 
 # --- order statistics of sorted columns ------------------------------------------------------
 @njit(cache=True, nogil=True)
-def _count_below(col, hi, v, strict):
-    """How many of the ascending ``col[:hi]`` are ``< v`` (``strict``) or ``<= v``, compared in float64."""
-    lo = 0
-    while lo < hi:
-        mid = (lo + hi) // 2
-        c = np.float64(col[mid])
-        if c < v or (not strict and c == v):
+def _count_around(col, hi, v):
+    """``(#(col[:hi] < v), #(col[:hi] <= v))`` of the ascending ``col``, compared in float64."""
+    lo, up = 0, hi
+    while lo < up:  # first value >= v
+        mid = (lo + up) // 2
+        if np.float64(col[mid]) < v:
             lo = mid + 1
         else:
-            hi = mid
-    return lo
-
-
-@njit(cache=True, nogil=True)
-def _knot_ranks(out, n_knots, r_top, r_low, first_kept):
-    """Write into ``out[:n_knots]`` the kept indices of the knots' ranks, ``r_low`` to ``r_top``."""
-    for i in range(n_knots):
-        out[i] = r_low + (i * (r_top - r_low)) // (n_knots - 1) - first_kept
+            up = mid
+    lt, up = lo, hi
+    while lo < up:  # first value > v
+        mid = (lo + up) // 2
+        if np.float64(col[mid]) <= v:
+            lo = mid + 1
+        else:
+            up = mid
+    return lt, lo
 
 
 @njit(cache=True, nogil=True)
@@ -176,7 +189,6 @@ def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, 
     """
     B, n_rows = T.shape
     floor_mass = 1.0 / (n_total + 1.0)
-    ranks = np.empty(n_knots, dtype=np.int64)
     for j in range(B):
         col = T[j]
         sort_column(col, key, top, ones)
@@ -189,7 +201,7 @@ def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, 
             t[j] = tj
         else:
             tj = t[j]
-        low = _count_below(col, n_rows, tj, False)  # col[:low] <= tj < col[low:]
+        at_t_lt, low = _count_around(col, n_rows, tj)  # col[:low] <= tj < col[low:]
         k = n_rows - low
         n_exceed[j] = k
         # --- the empirical body: knots at ranks r_low..r_top, then the threshold
@@ -201,14 +213,11 @@ def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, 
                 knot_x[j, i] = tj
                 knot_sf[j, i] = 1.0
         else:
-            _knot_ranks(ranks, n_knots, r_top, r_low, first_kept)
             for i in range(n_knots):  # mid-p survival: values above v, and half of those equal to v
-                v = np.float64(col[ranks[i]])
-                lt = _count_below(col, low, v, True)
-                le = _count_below(col, low, v, False)
+                v = np.float64(col[r_low + (i * (r_top - r_low)) // (n_knots - 1) - first_kept])
+                lt, le = _count_around(col, low, v)
                 knot_x[j, i] = v
                 knot_sf[j, i] = (n_rows - le + 0.5 * (le - lt)) / n_total
-        at_t_lt = _count_below(col, low, tj, True)
         knot_x[j, n_knots] = tj
         knot_sf[j, n_knots] = (n_rows - low + 0.5 * (low - at_t_lt)) / n_total
         if k == 0:  # at most the mid-p survival at t, so that sf stays non-increasing
