@@ -63,27 +63,16 @@ def _psi(t, log1p_t, inv_1p_t):
 
 
 @njit(cache=True)
-def _chi_given(x, inv_1p_x, psi_x):
-    """``(1 / (1 + x)**2 - 2 psi(x)) / x`` given ``1 / (1 + x)`` and ``psi(x)`` (-2/3 at ``x = 0``).
-
-    It is ``psi'(x)``; the series is used for ``|x| < 0.01`` where the closed form cancels.
-    """
+def _chi(x):
+    """``(1 / (1 + x)**2 - 2 psi(x)) / x`` (-2/3 at ``x = 0``), used by the Hessian."""
     if abs(x) < 0.01:
         acc = 0.0
         for k in range(10, 0, -1):
             c = k * (k + 1.0) / (k + 2.0)
             acc = (c if k % 2 == 0 else -c) + x * acc
         return acc
-    return (inv_1p_x * inv_1p_x - 2.0 * psi_x) / x
-
-
-@njit(cache=True)
-def _chi(x):
-    """``psi'(x)`` (see :func:`_chi_given`), used by the Hessian."""
-    if abs(x) < 0.01:
-        return _chi_given(x, 1.0, 0.5)
     inv = 1.0 / (1.0 + x)
-    return _chi_given(x, inv, _psi(x, math.log1p(x), inv))
+    return (inv * inv - 2.0 * _psi(x, math.log1p(x), inv)) / x
 
 
 # ---------------------------------------------------------------------------
@@ -250,41 +239,51 @@ _MLE_VTOL = 1e-10  # roots of D: Newton steps down to _MLE_VTOL (1 + |v|) in v, 
 def _profile(y, ymax, inv_ymax, v):
     """The profile at ``s = expm1(v)`` in z units: the point ``(v, D, dD/dv, xi, l*, dxi/dv)``.
 
-    With ``q = 1 / (1 + s z)``, ``A = mean(z q) = dxi/ds`` and ``P = mean(z**2 psi(s z))``:
-    ``db/ds = -P``, ``dA/ds = -mean((z q)**2)``, ``dP/ds = mean(z**3 psi'(s z))``, and
-    ``dg/ds = u A - mean(z q**2) (1 + xi)``.
+    With ``q = 1 / (1 + s z)``, ``A = mean(z q) = dxi/ds``, ``u = mean(q)``:
+    ``dg/ds = u A - mean(z q**2) (1 + xi)``. Near ``s = 0`` that cancels, and
+    ``D = P - A b`` (``P = mean(z**2 psi(s z))``) gives ``dD/ds = mean(z**3 psi'(s z))
+    + b mean((z q)**2) + A P`` (``db/ds = -P``, ``dA/ds = -mean((z q)**2)``).
+    ``dD/dv`` only steers Newton's method in `_refine_max` and is accurate to
+    better than 1e-7 relative; D itself is computed as exactly as before.
     """
     n = y.size
     s = math.expm1(v)
     r = math.exp(v)  # 1 + s, accurate even where s rounds to -1
     sum_log = 0.0
     sum_a = 0.0
+    sum_q = 0.0
+    sum_aq = 0.0
     if abs(s) < 0.1:
         # D from psi term by term: u (1 + xi) - 1 would cancel to O(s**2)
         sum_psi = 0.0
-        sum_chi = 0.0
         sum_a2 = 0.0
+        sum_z3 = 0.0
+        sum_z4 = 0.0
         for i in range(n):
             z = y[i] * inv_ymax
             t = s * z
             lg = math.log1p(t)
             q = 1.0 / (1.0 + t)
-            p = _psi(t, lg, q)
             zq = z * q
+            z2 = z * z
             sum_log += lg
+            sum_q += q
             sum_a += zq
-            sum_psi += z * z * p
+            sum_aq += zq * q
             sum_a2 += zq * zq
-            sum_chi += z * z * z * _chi_given(t, q, p)
+            sum_psi += z2 * _psi(t, lg, q)
+            sum_z3 += z2 * z
+            sum_z4 += z2 * z2
         xi = sum_log / n
         mean_a = sum_a / n
         mean_psi = sum_psi / n
         b = mean_a if s == 0.0 else xi / s  # at s = 0, q = 1 and mean_a = mean(z)
         d = mean_psi - mean_a * b
-        d_s = sum_chi / n + b * (sum_a2 / n) + mean_a * mean_psi
+        if abs(s) < 1e-4:  # dD/ds with psi'(t) = -2/3 + 3/2 t (relative error < 3e-8)
+            d_s = (-2.0 / 3.0 * sum_z3 + 1.5 * s * sum_z4) / n + b * (sum_a2 / n) + mean_a * mean_psi
+        else:  # from dg/ds as below, cancelling to O(1e-16 / s**2)
+            d_s = ((sum_q / n) * mean_a - (sum_aq / n) * (1.0 + xi) - 2.0 * s * d) / (s * s)
     else:
-        sum_q = 0.0
-        sum_aq = 0.0
         for i in range(n):
             yi = y[i]
             z = yi * inv_ymax
@@ -410,30 +409,24 @@ def _right_tail_bound(n, v, xi, mean_log_z):
     if not (x > 0.0 and math.isfinite(x)):
         return -n * (1.0 + h)
     if p * (1.0 + x) < 1.0:
-        hb = math.log(x) + p  # phi(w) > 0: the minimum is at this end
+        hb = math.log(x) + p  # phi > 0 already: the minimum is at this end
     else:
-        lo, hi = w, w + 1.0
-        for _ in range(60):  # a point past the minimum
-            p = delta * math.exp(-hi)
-            if p * (1.0 + xi + hi - delta + p) <= 1.0:
+        # at the minimum p = 1 / (1 + x) and w = log(delta (1 + x)), so x solves
+        # rho(x) = x - log(1 + x) - 1 / (1 + x) = c (rho increases); Newton from x(w) <= x*
+        c = xi + math.log(delta) - delta
+        for _ in range(30):
+            r = 1.0 / (1.0 + x)
+            dx = (x - math.log1p(x) - r - c) / (1.0 - r + r * r)
+            x -= dx
+            if not x > 0.0:
+                return -n * (1.0 + h)
+            if abs(dx) <= 1e-12 * x:
                 break
-            lo, hi = hi, hi + 2.0 * (hi - w)
-        for _ in range(60):  # Newton from the left end, bisection where it leaves (lo, hi)
-            p = delta * math.exp(-lo)
-            x = xi + lo - delta + p
-            w = lo - (1.0 - p * (1.0 + x)) / (p * (x + p))
-            if not lo < w < hi:
-                w = 0.5 * (lo + hi)
-            p = delta * math.exp(-w)
-            if p * (1.0 + xi + w - delta + p) > 1.0:
-                lo = w
-            else:
-                hi = w
-            if hi - lo <= 1e-9 * (1.0 + hi):
-                break
-        x = xi + lo - delta + delta * math.exp(-lo)
+        x *= 1.0 - 1e-9  # below x*, as the check confirms
+        if not x - math.log1p(x) - 1.0 / (1.0 + x) <= c:
+            return -n * (1.0 + h)
         hb = math.log(x) + 1.0 / (1.0 + x)
-    err = 2.3e-16 * (n + 2) * (xi + abs(log_s) + abs(mean_log_z)) * (2.0 + 1.0 / x)
+    err = 2.3e-16 * (n + 2) * (xi + abs(log_s) + abs(mean_log_z)) * (3.0 + 1.0 / delta) * (2.0 + 1.0 / x)
     return -n * (1.0 + max(h, hb + mean_log_z - err))
 
 
@@ -460,8 +453,9 @@ def _march(y, ymax, inv_ymax, direction, v_end, mean_log_z, start, best_l, best_
     while True:
         v_prev, xi_prev, slope = prev[0], prev[3], prev[5]
         if direction > 0:
-            if xi_prev > 0.0 and prev[4] < best_l and (
-                    _right_tail_bound(n, v_prev, xi_prev, mean_log_z) <= best_l):
+            if xi_prev > 0.0 and prev[4] < best_l and mean_log_z > -_INF and (
+                    -n * (1.0 + math.log(xi_prev) + mean_log_z) <= best_l
+                    or _right_tail_bound(n, v_prev, xi_prev, mean_log_z) <= best_l):
                 break
             step = 0.2 if xi_prev < 1.0 else 0.35 * xi_prev
         else:
