@@ -232,6 +232,7 @@ def _sample_status(y):
 # + to - is a local maximum.
 
 _MLE_MAXITER = 100
+_LOG2 = math.log(2.0)  # v at s = 1
 _MLE_VTOL = 1e-10  # roots of D: Newton steps down to _MLE_VTOL (1 + |v|) in v, then one more unevaluated
 
 
@@ -318,35 +319,76 @@ def _profile(y, ymax, inv_ymax, v):
 
 
 @njit(cache=True)
+def _hermite_root(fa, ga, fb, gb, h):
+    """Where the cubic with values ``fa > 0 > fb`` and slopes ``ga``, ``gb`` at ``0`` and ``h`` crosses 0.
+
+    Bisection on the cubic to 1e-3 of ``h`` and then Newton's method on it (scalar work only).
+    """
+    c0, c1 = fa, ga * h  # the cubic in tau = x / h
+    c2 = 3.0 * (fb - fa) - (2.0 * ga + gb) * h
+    c3 = 2.0 * (fa - fb) + (ga + gb) * h
+    lo, hi = 0.0, 1.0
+    for _ in range(10):
+        m = 0.5 * (lo + hi)
+        if c0 + m * (c1 + m * (c2 + m * c3)) > 0.0:
+            lo = m
+        else:
+            hi = m
+    tau = 0.5 * (lo + hi)
+    for _ in range(4):
+        dp = c1 + tau * (2.0 * c2 + 3.0 * tau * c3)
+        if dp == 0.0:
+            break
+        t = tau - (c0 + tau * (c1 + tau * (c2 + tau * c3))) / dp
+        if not lo <= t <= hi:
+            break
+        tau = t
+    return tau * h
+
+
+@njit(cache=True)
 def _refine_max(y, ymax, inv_ymax, lo, hi):
     """Root of D between the points ``lo`` (``D > 0``) and ``hi`` (``D < 0``, ``v`` above ``lo``'s).
 
-    Newton's method on D, started at the end with the shorter Newton step; a
-    step that would leave the bracket, or that is not at most half the one
-    before, is replaced by bisection (Numerical Recipes' ``rtsafe``), and every
-    evaluation shrinks the bracket. Once a step is below ``_MLE_VTOL (1 + |v|)``
-    its target is returned without another evaluation (``xi`` moved along to
-    first order; ``l*``, flat at the root, kept). Returns ``(v, xi, l*, converged)``.
+    The first guess is the root of the cubic that matches D and dD/dv at both
+    ends; from there Newton's method on D, where a step that would leave the
+    bracket, or that is not at most half the one before, is replaced by
+    bisection (Numerical Recipes' ``rtsafe``), and every evaluation shrinks the
+    bracket. Once a step is below ``_MLE_VTOL (1 + |v|)`` its target is
+    returned without another evaluation (``xi`` moved along to first order;
+    ``l*``, flat at the root, kept). Returns ``(v, xi, l*, converged)``.
     """
     v_lo, v_hi = lo[0], hi[0]
-    pt = lo if abs(lo[1] * hi[2]) <= abs(hi[1] * lo[2]) else hi
+    v_new = v_lo + _hermite_root(lo[1], lo[2], hi[1], hi[2], v_hi - v_lo)
+    if not v_lo < v_new < v_hi:
+        v_new = 0.5 * (v_lo + v_hi)
+    pt = _profile(y, ymax, inv_ymax, v_new)
     step_old = v_hi - v_lo
+    v_prev, dd_prev = _NAN, _NAN
     for _ in range(_MLE_MAXITER):
         v, d, dd, xi, lv, slope = pt
+        if d == 0.0:
+            return v, xi, lv, True
+        if d > 0.0:
+            v_lo = v
+        else:
+            v_hi = v
         v_new = v - d / dd if dd != 0.0 else v
-        if not (v_lo < v_new < v_hi and abs(2.0 * (v_new - v)) <= abs(step_old)):
+        newton = v_lo < v_new < v_hi and abs(2.0 * (v_new - v)) <= abs(step_old)
+        if not newton:
             v_new = 0.5 * (v_lo + v_hi)
         step = v_new - v
-        if abs(step) <= _MLE_VTOL * (1.0 + abs(v)):
+        tol = _MLE_VTOL * (1.0 + abs(v))
+        if abs(step) <= tol:
             return v_new, xi + slope * step, lv, True
+        if newton and abs(step) <= 1e4 * tol and (v > _LOG2) == (v_prev > _LOG2):
+            # Newton's error after this step, |D'' / (2 D')| step**2, with D'' from the last
+            # two slopes (on one side of s = 1, where dD/dv jumps): return if below tol / 1000
+            if abs((dd - dd_prev) / (v - v_prev)) * step * step <= 2e-3 * tol * abs(dd):
+                return v_new, xi + slope * step, lv, True
         step_old = step
+        v_prev, dd_prev = v, dd
         pt = _profile(y, ymax, inv_ymax, v_new)
-        if pt[1] == 0.0:
-            return v_new, pt[3], pt[4], True
-        if pt[1] > 0.0:
-            v_lo = v_new
-        else:
-            v_hi = v_new
     return pt[0], pt[3], pt[4], False
 
 
