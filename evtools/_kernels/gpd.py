@@ -49,7 +49,7 @@ def _expm1_ratio(t):
     return math.expm1(t) / t
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _psi(t, log1p_t, inv_1p_t):
     """``(log1p(t) - t / (1 + t)) / t**2``, given ``log1p(t)`` and ``1 / (1 + t)``.
 
@@ -183,35 +183,17 @@ def gpd_observed_info(y, sigma, xi):
 # ---------------------------------------------------------------------------
 # Shared sample summaries
 # ---------------------------------------------------------------------------
-@njit(cache=True)
-def _is_invalid(y):
-    """True when ``y`` breaks the kernels' contract: a negative or non-finite value."""
+@njit(cache=True, no_cpython_wrapper=True)
+def _sample_status(y):
+    """``NOT_CONVERGED`` if ``y`` breaks the kernels' contract (a negative or non-finite
+    value), ``CONSTANT`` without spread (fewer than 2 values or all equal), else ``OK``.
+    """
+    spread = False
     for i in range(y.size):
         if not (y[i] >= 0.0 and y[i] < _INF):
-            return True
-    return False
-
-
-@njit(cache=True)
-def _is_degenerate(y):
-    """True when ``y`` has no spread to fit: fewer than 2 values or all equal."""
-    if y.size < 2:
-        return True
-    first = y[0]
-    for i in range(1, y.size):
-        if y[i] != first:
-            return False
-    return True
-
-
-@njit(cache=True)
-def _sample_status(y):
-    """``NOT_CONVERGED`` if ``y`` breaks the contract, ``CONSTANT`` without spread, else ``OK``."""
-    if _is_invalid(y):
-        return NOT_CONVERGED
-    if _is_degenerate(y):
-        return CONSTANT
-    return OK
+            return NOT_CONVERGED
+        spread = spread or y[i] != y[0]
+    return OK if spread else CONSTANT
 
 
 # ---------------------------------------------------------------------------
@@ -236,7 +218,7 @@ _LOG2 = math.log(2.0)  # v at s = 1
 _MLE_VTOL = 1e-10  # roots of D: Newton steps down to _MLE_VTOL (1 + |v|) in v, then one more unevaluated
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _profile(y, ymax, inv_ymax, v):
     """The profile at ``s = expm1(v)`` in z units: the point ``(v, D, dD/dv, xi, l*, dxi/dv)``.
 
@@ -318,55 +300,26 @@ def _profile(y, ymax, inv_ymax, v):
     return v, d, r * d_s, xi, lstar, r * mean_a
 
 
-@njit(cache=True)
-def _hermite_root(fa, ga, fb, gb, h):
-    """Where the cubic with values ``fa > 0 > fb`` and slopes ``ga``, ``gb`` at ``0`` and ``h`` crosses 0.
-
-    Bisection on the cubic to 1e-3 of ``h`` and then Newton's method on it (scalar work only).
-    """
-    c0, c1 = fa, ga * h  # the cubic in tau = x / h
-    c2 = 3.0 * (fb - fa) - (2.0 * ga + gb) * h
-    c3 = 2.0 * (fa - fb) + (ga + gb) * h
-    lo, hi = 0.0, 1.0
-    for _ in range(10):
-        m = 0.5 * (lo + hi)
-        if c0 + m * (c1 + m * (c2 + m * c3)) > 0.0:
-            lo = m
-        else:
-            hi = m
-    tau = 0.5 * (lo + hi)
-    for _ in range(4):
-        dp = c1 + tau * (2.0 * c2 + 3.0 * tau * c3)
-        if dp == 0.0:
-            break
-        t = tau - (c0 + tau * (c1 + tau * (c2 + tau * c3))) / dp
-        if not lo <= t <= hi:
-            break
-        tau = t
-    return tau * h
-
-
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _refine_max(y, ymax, inv_ymax, lo, hi):
     """Root of D between the points ``lo`` (``D > 0``) and ``hi`` (``D < 0``, ``v`` above ``lo``'s).
 
-    The first guess is the root of the cubic that matches D and dD/dv at both
-    ends; from there Newton's method on D, where a step that would leave the
-    bracket, or that is not at most half the one before, is replaced by
-    bisection (Numerical Recipes' ``rtsafe``), and every evaluation shrinks the
+    Newton's method on D, started from the end with the shorter step; a step
+    that would leave the bracket, or that is not at most half the one before,
+    is replaced by bisection (Numerical Recipes' ``rtsafe``), and every evaluation shrinks the
     bracket. Once a step is below ``_MLE_VTOL (1 + |v|)`` its target is
     returned without another evaluation (``xi`` moved along to first order;
     ``l*``, flat at the root, kept). Returns ``(v, xi, l*, converged)``.
     """
     v_lo, v_hi = lo[0], hi[0]
-    v_new = v_lo + _hermite_root(lo[1], lo[2], hi[1], hi[2], v_hi - v_lo)
+    end = lo if abs(lo[1] * hi[2]) <= abs(hi[1] * lo[2]) else hi
+    v_new = end[0] - end[1] / end[2] if end[2] != 0.0 else v_lo
     if not v_lo < v_new < v_hi:
         v_new = 0.5 * (v_lo + v_hi)
-    pt = _profile(y, ymax, inv_ymax, v_new)
     step_old = v_hi - v_lo
     v_prev, dd_prev = _NAN, _NAN
     for _ in range(_MLE_MAXITER):
-        v, d, dd, xi, lv, slope = pt
+        v, d, dd, xi, lv, slope = _profile(y, ymax, inv_ymax, v_new)
         if d == 0.0:
             return v, xi, lv, True
         if d > 0.0:
@@ -388,11 +341,10 @@ def _refine_max(y, ymax, inv_ymax, lo, hi):
                 return v_new, xi + slope * step, lv, True
         step_old = step
         v_prev, dd_prev = v, dd
-        pt = _profile(y, ymax, inv_ymax, v_new)
-    return pt[0], pt[3], pt[4], False
+    return v, xi, lv, False
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _bracket_max(y, ymax, inv_ymax, a, b):
     """Local maximum of the profile between the points ``a`` and ``b`` (``v`` ascending), if one is evident.
 
@@ -425,7 +377,7 @@ def _bracket_max(y, ymax, inv_ymax, a, b):
     return False, b[0], b[3], b[4], False
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _right_tail_bound(n, v, xi, mean_log_z):
     """Upper bound on ``l*(s')`` for every ``s' >= s = expm1(v) > 0`` (z units; ``mean_log_z`` finite).
 
@@ -472,7 +424,7 @@ def _right_tail_bound(n, v, xi, mean_log_z):
     return -n * (1.0 + max(h, hb + mean_log_z - err))
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _march(y, ymax, inv_ymax, direction, v_end, mean_log_z, start, best_l, best_v, best_xi):
     """Walk from the point ``start`` (``v = 0``) towards ``v_end`` in steps of about 0.2 in ``xi``.
 
@@ -515,10 +467,8 @@ def _march(y, ymax, inv_ymax, direction, v_end, mean_log_z, start, best_l, best_
         cur = _profile(y, ymax, inv_ymax, v)
         if not (cur[3] >= -1.0 and math.isfinite(cur[1])):
             break
-        if direction > 0:
-            found, vr, xr, lr, conv = _bracket_max(y, ymax, inv_ymax, prev, cur)
-        else:
-            found, vr, xr, lr, conv = _bracket_max(y, ymax, inv_ymax, cur, prev)
+        a, b = (prev, cur) if direction > 0 else (cur, prev)
+        found, vr, xr, lr, conv = _bracket_max(y, ymax, inv_ymax, a, b)
         ok = ok and conv
         if found and xr >= -1.0 and lr > best_l:
             best_l, best_v, best_xi = lr, vr, xr
@@ -528,7 +478,7 @@ def _march(y, ymax, inv_ymax, direction, v_end, mean_log_z, start, best_l, best_
     return best_l, best_v, best_xi, ok
 
 
-@njit(cache=True)
+@njit(cache=True, no_cpython_wrapper=True)
 def _root_bound(ratio, ymax_over_ymin):
     """Upper bound on ``v`` of every stationary point with ``s > 0``.
 
@@ -632,17 +582,17 @@ def mle_fit(y):
     # past v = 700, s = expm1(v) overflows
     v_hi = min(_root_bound(sum_z / n_pos * (ymax / ymin_pos), ymax / ymin_pos), 700.0)
     # walk the side the profile rises towards first: its maximum prunes the other
-    ok_pos = ok_neg = True
+    ok = True
     for side in range(2):
-        if (side == 0) == (d0 > 0.0):
-            if v_hi > 0.0:
-                best_l, best_v, best_xi, ok_pos = _march(
-                    y, ymax, inv_ymax, 1.0, v_hi, mean_log_z, start, best_l, best_v, best_xi)
-        else:
-            # below v = -700, 1 + s underflows: nothing there differs from the boundary
-            best_l, best_v, best_xi, ok_neg = _march(
-                y, ymax, inv_ymax, -1.0, -700.0, mean_log_z, start, best_l, best_v, best_xi)
-    status = OK if (ok_pos and ok_neg) else NOT_CONVERGED
+        right = (side == 0) == (d0 > 0.0)
+        if right and not v_hi > 0.0:
+            continue
+        # below v = -700, 1 + s underflows: nothing there differs from the boundary
+        best_l, best_v, best_xi, ok_side = _march(
+            y, ymax, inv_ymax, 1.0 if right else -1.0, v_hi if right else -700.0, mean_log_z, start,
+            best_l, best_v, best_xi)
+        ok = ok and ok_side
+    status = OK if ok else NOT_CONVERGED
 
     loglik = best_l - n * log_ymax
     if best_v == -_INF:
