@@ -335,13 +335,19 @@ def _refine_max(y, ymax, inv_ymax, lo, hi):
             v_new = 0.5 * (v_lo + v_hi)
         step = v_new - v
         tol = _MLE_VTOL * (1.0 + abs(v))
-        if abs(step) <= tol:
-            return v_new, xi + slope * step, lv, True
-        if newton and abs(step) <= 1e4 * tol and (v > _LOG2) == (v_prev > _LOG2):
-            # Newton's error after this step, |D'' / (2 D')| step**2, with D'' from the last
-            # two slopes (on one side of s = 1, where dD/dv jumps): return if below tol / 1000
-            if abs((dd - dd_prev) / (v - v_prev)) * step * step <= 2e-3 * tol * abs(dd):
-                return v_new, xi + slope * step, lv, True
+        # Newton's error after this step, |D'' / (2 D')| step**2, with D'' from the last two
+        # slopes (on one side of s = 1, where dD/dv jumps): done if below tol / 1000
+        if abs(step) <= tol or (newton and abs(step) <= 1e4 * tol and (v > _LOG2) == (v_prev > _LOG2) and (
+                abs((dd - dd_prev) / (v - v_prev)) * step * step <= 2e-3 * tol * abs(dd))):
+            # dl*/dv = n (1 + s) g / (s xi) falls linearly to 0 over the step: l* gains half of it
+            s = math.expm1(v)
+            if s == 0.0:
+                c = (1.0 + s) ** 2 / slope  # (1 + s) / b, b = mean(z) = slope / (1 + s) at s = 0
+            elif abs(s) < 1.0:
+                c = (1.0 + s) * s / xi  # g = s**2 D
+            else:
+                c = (1.0 + s) / (s * xi)  # g = D
+            return v_new, xi + slope * step, lv + 0.5 * y.size * c * d * step, True
         step_old = step
         v_prev, dd_prev = v, dd
     return v, xi, lv, False
