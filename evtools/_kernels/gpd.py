@@ -341,13 +341,9 @@ def _refine_max(y, ymax, inv_ymax, lo, hi):
                 abs((dd - dd_prev) / (v - v_prev)) * step * step <= 2e-3 * tol * abs(dd))):
             # dl*/dv = n (1 + s) g / (s xi) falls linearly to 0 over the step: l* gains half of it
             s = math.expm1(v)
-            if s == 0.0:
-                c = (1.0 + s) ** 2 / slope  # (1 + s) / b, b = mean(z) = slope / (1 + s) at s = 0
-            elif abs(s) < 1.0:
-                c = (1.0 + s) * s / xi  # g = s**2 D
-            else:
-                c = (1.0 + s) / (s * xi)  # g = D
-            return v_new, xi + slope * step, lv + 0.5 * y.size * c * d * step, True
+            g = d * s * s if abs(s) < 1.0 else d
+            gain = 0.5 * y.size * (1.0 + s) * g / (s * xi) * step if s != 0.0 else 0.0
+            return v_new, xi + slope * step, lv + gain, True
         step_old = step
         v_prev, dd_prev = v, dd
     return v, xi, lv, False
