@@ -341,8 +341,8 @@ def _refine_max(y, ymax, inv_ymax, lo, hi):
                 abs((dd - dd_prev) / (v - v_prev)) * step * step <= 2e-3 * tol * abs(dd))):
             # dl*/dv = n (1 + s) g / (s xi) falls linearly to 0 over the step: l* gains half of it
             s = math.expm1(v)
-            g = d * s * s if abs(s) < 1.0 else d
-            gain = 0.5 * y.size * (1.0 + s) * g / (s * xi) * step if s != 0.0 else 0.0
+            den = (xi / s if abs(s) < 1.0 else s * xi) if s != 0.0 else 0.0  # g / (s xi) = D / den
+            gain = 0.5 * y.size * (1.0 + s) * d * step / den if den > 0.0 else 0.0
             return v_new, xi + slope * step, lv + gain, True
         step_old = step
         v_prev, dd_prev = v, dd
@@ -394,14 +394,19 @@ def _right_tail_bound(n, v, xi, mean_log_z):
     ``xi(s') >= x(w) = xi(s) + w - delta + p``. Then ``H >= max(log xi(s), log x) + mean(log z) + p``.
     Below ``w = log delta`` that is at least its value there (``x`` falls, ``p`` falls),
     and beyond, where ``x`` rises, ``log x + p`` has one minimum, where
-    ``phi(w) = 1 - p (1 + x) = 0`` (``phi`` increases): with ``x* = x(w*)`` it equals
-    ``G(x*) = log x* + 1 / (1 + x*)``, increasing in ``x*``, so any ``w_lo <= w*`` gives
-    the bound ``G(x(w_lo))``. The sums' rounding (all terms of one sign) is allowed for.
+    ``phi(w) = 1 - p (1 + x) = 0`` (``phi`` increases; if ``phi >= 0`` at ``log delta``
+    the minimum is there). At it ``p = 1 / (1 + x*)`` and ``log x + p = G(x*) =
+    log x* + 1 / (1 + x*)``, where ``x*`` solves ``rho(x) = x - log(1 + x) - 1 / (1 + x)
+    = xi(s) + log delta - delta``; ``G`` and ``rho`` increase, so any ``x`` with
+    ``rho(x) <= rho(x*)`` (found by Newton's method, then checked) gives the bound
+    ``G(x)``. The sums' rounding (all terms of one sign) is allowed for.
     """
     s = math.expm1(v)
     log_s = math.log(s)
     h = math.log(xi) + mean_log_z
     delta = xi - log_s - mean_log_z
+    if not delta > 0.0:  # lost to rounding (s near 1e300)
+        return -n * (1.0 + h)
     w = math.log(delta) if delta > 1.0 else 0.0
     p = min(delta, 1.0)
     x = xi + w - delta + p
