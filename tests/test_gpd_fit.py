@@ -1,7 +1,9 @@
 """gpd_fit and the estimator kernels: against scipy, the plain references, simulation."""
 import dataclasses
+import math
 import warnings
 
+import mpmath as mp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,6 +15,7 @@ import evtools as ev
 from evtools import InvalidInputError
 from evtools._kernels import gpd as K
 from evtools._status import CONSTANT, NO_MAXIMUM, NOT_CONVERGED, OK, XI_BOUNDARY
+from tests.reference import gpd_mle_v1 as before
 from tests.reference import gpd_naive as naive
 
 METHODS = ("mle", "pwm", "pwmb", "zhang", "mom")
@@ -340,3 +343,128 @@ def test_fit_result_object():
     pwm = ev.gpd_fit(y, "pwm")
     assert np.isnan(pwm.se_xi) and np.isnan(pwm.cov).all() and "±" not in repr(pwm)
     assert pwm.loglik == pytest.approx(stats.genpareto.logpdf(y, pwm.xi, 0, pwm.sigma).sum(), rel=1e-12)
+
+
+# --- the MLE's search: its pieces, and agreement with the kernel before issue 14 ---------------
+@njit
+def _profile_point(y, v):
+    ymax = y.max()
+    return K._profile(y, ymax, 1.0 / ymax, v)
+
+
+@njit
+def _right_bound(y, v):
+    ymax = y.max()
+    z = y / ymax
+    return K._right_tail_bound(y.size, v, K._profile(y, ymax, 1.0 / ymax, v)[3], np.mean(np.log(z)))
+
+
+@pytest.mark.parametrize("v", [-6.0, -1.0, -0.3, -0.05, -5e-5, 0.0, 3e-5, 5e-3, 0.09, 0.2, 0.5, 0.8, 2.0, 6.0])
+def test_profile_slopes_match_finite_differences(v):
+    # both sides of every branch: |s| < 1e-4, < 0.1, < 1, >= 1 (s = expm1(v)), and 1 + s z < 1/2
+    y = ev.GPD(1.0, 0.2).rvs(300, random_state=6)
+    point = _profile_point(y, v)
+    h = 1e-5 * max(1.0, abs(v))
+    up, down = _profile_point(y, v + h), _profile_point(y, v - h)
+    assert point[2] == pytest.approx((up[1] - down[1]) / (2 * h), rel=2e-5)  # dD/dv
+    assert point[5] == pytest.approx((up[3] - down[3]) / (2 * h), rel=1e-7)  # dxi/dv
+    # D, xi and l* themselves are computed as before
+    old_xi, old_d, old_l, _ = before._profile(y, y.max(), 1.0 / y.max(), v)
+    np.testing.assert_allclose([point[1], point[3], point[4]], [old_d, old_xi, old_l], rtol=1e-15, atol=1e-300)
+
+
+def _lstar(z, s):
+    """The profile l*(s) in z units, plain numpy (NaN where xi < -1)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = np.mean(np.log1p(np.multiply.outer(s, z)), axis=-1)
+        return np.where(xi >= -1, -z.size * (1 + np.log(xi / s) + xi), np.nan)
+
+
+POSITIVE = st.lists(st.floats(1e-6, 1e3), min_size=3, max_size=60).filter(lambda v: np.ptp(v) > 1e-3 * max(v))
+
+
+@given(POSITIVE, st.floats(0.01, 25.0))
+def test_right_tail_bound_is_above_the_profile(values, v):
+    y = np.array(values)
+    z = y / y.max()
+    bound = _right_bound(y, v)
+    s = math.expm1(v) * np.exp(np.linspace(0.0, 40.0, 4001))  # s' >= s, out to e**40 s
+    top = np.nanmax(_lstar(z, s))
+    assert bound >= top - 1e-9 * (y.size + abs(top))
+    assert bound <= -y.size * (1 + math.log(np.mean(np.log1p(math.expm1(v) * z))) + np.mean(np.log(z))) + 1e-9
+
+
+@given(POSITIVE, st.floats(1e-4, 1.0))
+def test_left_tail_bound_is_above_the_profile(values, f):
+    # the bound that ends the walk towards xi = -1: l*(s') <= -n (1 + log b - min(b, 1)) for s' <= s < 0
+    z = np.array(values) / max(values)
+    lo, hi = -1.0, 0.0  # s where xi(s) = -1 (xi increases with s): the walk stays above it
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if np.mean(np.log1p(mid * z)) < -1 else (lo, mid)
+    s = f * hi
+    xi = np.mean(np.log1p(s * z))
+    b = xi / s
+    bound = -z.size * (1 + math.log(b) - min(b, 1.0))
+    grid = -1 + (1 + s) * np.exp(-np.linspace(0.0, 60.0, 6001))  # s' <= s, down to -1 + e**-60 (1 + s)
+    top = np.nanmax(_lstar(z, grid))
+    assert bound >= top - 1e-9 * (z.size + abs(top))
+
+
+def _mle_mpmath(y, sigma, xi):
+    """``(sigma, xi)`` at the root of the profile's derivative next to ``theta = xi / sigma``, to 40 digits."""
+    with mp.workdps(40):
+        ys = [mp.mpf(float(v)) for v in y]
+
+        def xi_of(theta):
+            return mp.fsum(mp.log1p(theta * v) for v in ys) / len(ys)
+
+        def g(theta):  # u (1 + xi) - 1, zero where the profile is stationary
+            return mp.fsum(1 / (1 + theta * v) for v in ys) / len(ys) * (1 + xi_of(theta)) - 1
+
+        theta = mp.findroot(g, mp.mpf(xi) / mp.mpf(sigma))
+        return float(xi_of(theta) / theta), float(xi_of(theta))
+
+
+def _regression_samples():
+    samples = list(SMALL_SAMPLES) + _random_samples()
+    for name in sorted(SWEEP):
+        rng = np.random.default_rng(sorted(SWEEP).index(name))
+        samples += [SWEEP[name](rng, n) for n in (20, 100, 500, 5000)]
+    rng = np.random.default_rng(14)
+    for draw in (lambda n: rng.standard_t(3, n), lambda n: rng.lognormal(0, 1, n), lambda n: rng.exponential(size=n),
+                 lambda n: rng.uniform(size=n)):
+        for k in (30, 100, 400):  # as fit_tails builds them: excesses of float32 columns over their quantile
+            for _ in range(3):
+                x = np.sort(draw(20000).astype(np.float32))
+                samples.append(x[-k:].astype(np.float64) - np.float64(x[-k - 1]))
+    return samples
+
+
+def test_mle_matches_the_kernel_before_issue_14():
+    # the same fits to 1e-10 (sigma relative, xi absolute), never a lower likelihood; where they
+    # differ by more, the new fit is the closer of the two to the exact (40-digit) maximum
+    for y in _regression_samples():
+        new, old = K.mle_fit(y), before.mle_fit(y)
+        assert new[3] == old[3]
+        if np.isnan(old[0]):
+            assert np.isnan(new[:3]).all()
+            continue
+        assert new[2] >= old[2] - 1e-13 * abs(old[2])
+        assert new[2] == pytest.approx(old[2], rel=1e-12, abs=1e-12)
+        if abs(new[0] / old[0] - 1) > 1e-10 or abs(new[1] - old[1]) > 1e-10 * max(1.0, abs(old[1])):
+            sigma, xi = _mle_mpmath(y, *new[:2])
+            err_new = max(abs(new[0] / sigma - 1), abs(new[1] - xi))
+            assert err_new < 1e-12 and err_new < max(abs(old[0] / sigma - 1), abs(old[1] - xi))
+        # the standard errors come from the observed information at the estimate
+        np.testing.assert_allclose(K.gpd_observed_info(y, *new[:2]), K.gpd_observed_info(y, *old[:2]), rtol=1e-9)
+
+
+@given(st.lists(st.one_of(st.floats(0, 1), st.floats(1, 1e3)), min_size=5, max_size=80).filter(
+    lambda v: min(v) > 1e-200 * max(v) and np.ptp(v) > 1e-6 * max(v)))
+def test_mle_likelihood_never_below_the_kernel_before_issue_14(values):
+    # the pruning bounds must never skip the maximum the full walk of the old kernel finds
+    y = np.array(values)
+    new, old = K.mle_fit(y), before.mle_fit(y)
+    assert new[3] == old[3] or (old[3] == NOT_CONVERGED and new[3] in (OK, XI_BOUNDARY))
+    assert new[2] >= old[2] - 1e-12 * abs(old[2]) - 1e-12
