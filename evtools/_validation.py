@@ -9,25 +9,10 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from numba import prange
 
 from ._errors import InvalidInputError
-from ._kernels.parallel import parallel_kernel
 
 FLOAT_DTYPES = (np.float32, np.float64)
-
-
-@parallel_kernel
-def _first_nonfinite_per_column(a):
-    """For a 2-D array, the row of the first non-finite value per column (-1 if none)."""
-    n, m = a.shape
-    out = np.full(m, -1, dtype=np.int64)
-    for j in prange(m):
-        for i in range(n):
-            if not np.isfinite(a[i, j]):
-                out[j] = i
-                break
-    return out
 
 
 def _as_float_array(x, name):
@@ -60,10 +45,9 @@ def check_finite(arr, name):
     for i0 in range(0, arr.shape[0], chunk):
         if np.isfinite(arr[i0:i0 + chunk]).all():
             continue
-        rows = _first_nonfinite_per_column(np.ascontiguousarray(arr[i0:i0 + chunk]))
-        cols = np.flatnonzero(rows >= 0)
-        j = int(cols[np.argmin(rows[cols])])
-        i = i0 + int(rows[j])
+        bad = ~np.isfinite(arr[i0:i0 + chunk])  # the first bad row, then the first column in it
+        i = i0 + int(np.flatnonzero(bad.any(axis=1))[0])
+        j = int(np.flatnonzero(~np.isfinite(arr[i]))[0])
         raise InvalidInputError(
             f"{name} holds a non-finite value ({arr[i, j]}) at row {i}, column {j}; "
             "drop or impute NaN/inf before fitting"

@@ -138,3 +138,14 @@ def test_cli_threshold_odd_values_give_a_usage_error(tmp_path, capsys, value):
     assert main(["fit", str(tmp_path / "G.npy"), "-o", str(tmp_path / "m.npz"), "--threshold", value]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--threshold" in err.splitlines()[-1]
+
+
+def test_the_first_non_finite_value_is_named_by_row_then_column():
+    """In storage order: the first row holding one (past the first checked chunk), its first column."""
+    G = np.ones((3000, 700))  # 1497 rows per checked chunk
+    G[2000, 5], G[2000, 3], G[2500, 0], G[1999, 699] = np.nan, np.inf, np.nan, -np.inf
+    with pytest.raises(ev.InvalidInputError, match=r"\(-inf\) at row 1999, column 699"):
+        ev.fit_tails(G)
+    G[1999, 699] = 1.0
+    with pytest.raises(ev.InvalidInputError, match=r"\(inf\) at row 2000, column 3"):
+        ev.fit_tails(G)
