@@ -17,6 +17,7 @@ from .gof import MIN_GOF_SIZE, ad_cvm_sorted
 from .gpd import METHODS
 from .parallel import parallel_kernel
 from .return_levels import relative_cov
+from .sort import sorted_float64
 from .tails import fit_tail
 
 _MLE = METHODS["mle"]  # the estimator whose observed information gives rel_cov
@@ -172,7 +173,9 @@ def fit_clusters_block(X, t, run, method, min_exceed, n_total):
         n_clusters[j] = m
         if m == 0:
             continue
-        y = np.sort(mx[:m]) - t[j]
+        y = sorted_float64(mx[:m])
+        for i in range(m):
+            y[i] -= t[j]
         sigma[j], xi[j], loglik[j], status[j] = fit_tail(y, method, min_exceed)
         mass[j] = m / n_total
         if (status[j] == OK or status[j] == XI_BOUNDARY) and m >= MIN_GOF_SIZE:

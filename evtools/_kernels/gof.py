@@ -33,6 +33,7 @@ from .._status import OK, XI_BOUNDARY
 from . import gof_tables as T
 from .gpd import fit_by_code, gpd_logsf_scalar, gpd_quantile_from_logsf, mle_fit
 from .parallel import parallel_kernel
+from .sort import sort_float64, sorted_float64
 
 Z_CLIP = 1e-15
 MIN_GOF_SIZE = 5  #: fewest exceedances for which the statistics are computed
@@ -118,7 +119,7 @@ def ad_cvm_columns(Y, counts, sigma, xi):
         x = xi[j]
         if n < MIN_GOF_SIZE or not (s > 0.0 and np.isfinite(s) and np.isfinite(x)):
             continue
-        y = np.sort(Y[:n, j])
+        y = sorted_float64(Y[:n, j])
         ad[j], cvm[j] = ad_cvm_sorted(y, s, x)
     return ad, cvm
 
@@ -226,7 +227,7 @@ def bootstrap_columns(counts, sigma, xi, ad_obs, cvm_obs, method, n_boot, seeds)
         for _ in range(b0, b1):
             for i in range(n):
                 y[i] = gpd_quantile_from_logsf(-np.random.exponential(1.0), sigma[j], xi[j])
-            y.sort()
+            sort_float64(y)
             s, x, _, st = fit_by_code(y, method)
             if not ((st == OK or st == XI_BOUNDARY) and s > 0.0 and np.isfinite(s) and np.isfinite(x)):
                 continue

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._status import CONSTANT, NO_MAXIMUM, NOT_CONVERGED, OK, XI_BOUNDARY
-from .sort import sort_column
+from .sort import sorted_float64
 
 _NAN = np.nan
 _INF = np.inf
@@ -632,21 +632,12 @@ def _pwm_from_moments(a0, a1):
 
 
 @njit(cache=True)
-def _sorted_copy(y):
-    """``np.sort(y)`` of a float64 sample by the radix sort (one pass if already sorted, as
-    ``fit_tails`` hands them over; numba's quicksort would compile for 1.5 s)."""
-    ys = y.copy()
-    sort_column(ys, np.uint64, np.uint64(1 << 63), np.uint64(2**64 - 1))
-    return ys
-
-
-@njit(cache=True)
 def _pwm(y, plotting_positions):
     """:func:`pwm_fit` (unbiased ``a1``) or :func:`pwmb_fit` (plotting positions) of ``y``."""
     status = _sample_status(y)
     if status != OK:
         return _NAN, _NAN, status
-    ys = _sorted_copy(y)
+    ys = sorted_float64(y)
     n = ys.size
     a0 = 0.0
     a1 = 0.0
@@ -759,7 +750,7 @@ def zhang_fit(y):
     if status != OK:
         return _NAN, _NAN, status
     n = y.size
-    ys = _sorted_copy(y)
+    ys = sorted_float64(y)
     ymax = ys[n - 1]
     ystar = ys[int(math.floor(n / 4.0 + 0.5)) - 1]
     if ystar == 0.0:

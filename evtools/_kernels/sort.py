@@ -11,7 +11,9 @@ and every bit inverted for a negative one, orders like the float (``-0.0``
 just before ``+0.0``, which compare equal). The kernels take the unsigned
 type of the column's width and its two masks, ``radix_keys(dtype)``.
 Columns reaching these kernels are finite (callers check); infinities sort
-correctly too.
+correctly too. Other kernels sort their samples with :func:`sorted_float64`
+or :func:`sort_float64` (not numba's quicksort, which compiles for 1.5 s per
+array type).
 """
 import numpy as np
 from numba import njit
@@ -84,3 +86,22 @@ def sort_rows(T, key, top, ones):
     """Sort every row of the C-ordered float32/float64 matrix ``T`` in place (:func:`sort_column`)."""
     for j in range(T.shape[0]):
         sort_column(T[j], key, top, ones)
+
+
+_F64_KEYS = (np.uint64, np.uint64(1 << 63), np.uint64(2**64 - 1))  # radix_keys(np.float64)
+
+
+@njit(cache=True, nogil=True)
+def sort_float64(y):
+    """Sort the contiguous float64 array ``y`` in place (:func:`sort_column`)."""
+    sort_column(y, _F64_KEYS[0], _F64_KEYS[1], _F64_KEYS[2])
+
+
+@njit(cache=True, nogil=True)
+def sorted_float64(y):
+    """A sorted float64 copy of the 1-D array ``y`` (any float dtype, any strides), like ``np.sort``."""
+    ys = np.empty(y.shape[0])
+    for i in range(ys.shape[0]):
+        ys[i] = y[i]
+    sort_float64(ys)
+    return ys

@@ -16,6 +16,7 @@ from numba import njit, prange
 
 from .._status import CONSTANT, TOO_FEW
 from .parallel import parallel_kernel
+from .sort import sort_float64
 from .tails import fit_tail
 
 
@@ -86,7 +87,7 @@ def calibrate(T, t, q, method, min_exceed, capacity):
                 peaks[j, k] = T[j, i] - t[j]
                 k += 1
         y = peaks[j, :k]
-        y.sort()
+        sort_float64(y)
         n_peaks[j] = k
         s, x, st = tail_params(y, method, min_exceed)
         if k == 0 and T[j].min() == T[j].max():
