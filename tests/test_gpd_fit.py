@@ -6,7 +6,7 @@ import warnings
 import mpmath as mp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numba import njit, prange
 from scipy import stats
@@ -113,6 +113,7 @@ def test_mle_matches_bruteforce_on_generated_samples(values):
 
 
 @given(SAMPLE)
+@example([0.0, 2.2250738585072014e-308])  # Zhang's grid once overflowed at this scale: NaN with status OK
 def test_pwm_zhang_mom_match_references(values):
     y = np.array(values)
     for kernel, ref in ((K.pwm_fit, naive.pwm), (K.zhang_fit, naive.zhang), (K.mom_fit, naive.mom)):

@@ -741,7 +741,9 @@ def zhang_fit(y):
     profile likelihood. Then ``xi = mean(log1p(theta y))`` and
     ``sigma = xi / theta``. (Signs follow this module's ``xi``; the paper uses
     ``k = -xi`` and ``theta = -xi / sigma``.) If ``y_*`` is 0 (a quarter of
-    the sample is zero), the smallest positive value takes its place.
+    the sample is zero), the smallest positive value takes its place. Computed
+    on ``y / y_(n)`` (the estimator is scale-equivariant), so that neither the
+    grid nor the likelihoods overflow at any scale.
 
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
     ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
@@ -750,22 +752,24 @@ def zhang_fit(y):
     if status != OK:
         return _NAN, _NAN, status
     n = y.size
-    ys = sorted_float64(y)
-    ymax = ys[n - 1]
-    ystar = ys[int(math.floor(n / 4.0 + 0.5)) - 1]
-    if ystar == 0.0:
+    z = sorted_float64(y)  # in units of max(y), where nothing overflows: the estimator is scale-equivariant
+    ymax = z[n - 1]
+    for i in range(n):
+        z[i] /= ymax
+    zstar = z[int(math.floor(n / 4.0 + 0.5)) - 1]
+    if zstar == 0.0:
         for i in range(n):
-            if ys[i] > 0.0:
-                ystar = ys[i]
+            if z[i] > 0.0:
+                zstar = z[i]
                 break
     m = 20 + int(math.floor(math.sqrt(n)))
     thetas = np.empty(m)
     logliks = np.empty(m)
     lmax = -_INF
     for j in range(m):
-        theta = -(1.0 / ymax + (1.0 - math.sqrt(m / (j + 0.5))) / (3.0 * ystar))
+        theta = -(1.0 + (1.0 - math.sqrt(m / (j + 0.5))) / (3.0 * zstar))
         thetas[j] = theta
-        xi, b = _theta_profile(y, theta)
+        xi, b = _theta_profile(z, theta)
         logliks[j] = -n * (1.0 + math.log(b) + xi)
         lmax = max(lmax, logliks[j])
     # weights exp(L_j) / sum_i exp(L_i), shifted by the largest for stability
@@ -776,8 +780,8 @@ def zhang_fit(y):
         wsum += w
         theta_hat += w * thetas[j]
     theta_hat /= wsum
-    xi, sigma = _theta_profile(y, theta_hat)
-    return sigma, xi, OK
+    xi, sigma = _theta_profile(z, theta_hat)
+    return sigma * ymax, xi, OK
 
 
 # ---------------------------------------------------------------------------
