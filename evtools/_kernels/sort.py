@@ -88,7 +88,7 @@ def sort_rows(T, key, top, ones):
         sort_column(T[j], key, top, ones)
 
 
-_F64_KEYS = (np.uint64, np.uint64(1 << 63), np.uint64(2**64 - 1))  # radix_keys(np.float64)
+_F64_KEYS = radix_keys(np.float64)
 
 
 @njit(cache=True, nogil=True)

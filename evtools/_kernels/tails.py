@@ -225,7 +225,7 @@ def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, 
             sigma[j] = np.inf
             xi[j] = 0.0
             loglik[j] = np.nan
-            status[j] = CONSTANT  # the top of the column is flat: nothing above t to fit
+            status[j] = CONSTANT  # nothing above t to fit (a flat top, or a fixed t above every value)
         else:
             mass[j] = k / n_total
 
