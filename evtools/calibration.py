@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._errors import InvalidInputError
-from ._kernels import decluster as decluster_kernels
 from ._validation import as_matrix, check_columns, check_probability
+from .declustering import count_clusters
 
 DEFAULT_LEVELS = (0.1, 0.01, 0.001)
 
@@ -138,7 +138,7 @@ def calibration(model, G_holdout, levels=DEFAULT_LEVELS, *, alpha=0.05):
         if model.decluster is None:
             observed[i] = np.count_nonzero(G > z, axis=0)
         else:
-            observed[i] = decluster_kernels.count_clusters(G, z, np.arange(n, dtype=np.float64), model.decluster)[1]
+            observed[i] = count_clusters(G, z, np.arange(n, dtype=np.float64), model.decluster)[1]
     low, high = exact_interval(observed, n, alpha)  # intervals of the shares, then / q
     total = observed.sum(axis=1)
     n_all = n * model.n_filters

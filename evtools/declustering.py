@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._blocks import column_blocks
 from ._errors import InvalidInputError
 from ._kernels import decluster as decluster_kernels
 from ._validation import _as_float_array, as_matrix
@@ -107,6 +108,16 @@ def _prepare(x, threshold, time):
     return X, np.ascontiguousarray(t, dtype=np.float64), np.ascontiguousarray(time), was_1d
 
 
+def count_clusters(X, t, time, run):
+    """``(n_exceed, n_clusters)``, int64 (n_cols,) each, of the columns of ``X`` (n, n_cols), walked
+    block by block so that each series is contiguous (no copy of the whole matrix)."""
+    n_exceed = np.empty(X.shape[1], dtype=np.int64)
+    n_clusters = np.empty(X.shape[1], dtype=np.int64)
+    for j0, j1, T in column_blocks(X):
+        n_exceed[j0:j1], n_clusters[j0:j1] = decluster_kernels.count_clusters(T, t[j0:j1], time, run)
+    return n_exceed, n_clusters
+
+
 def decluster(x, threshold, run=1, *, time=None):
     """Cluster maxima by the runs method.
 
@@ -139,8 +150,12 @@ def decluster(x, threshold, run=1, *, time=None):
     """
     run = check_run(run)
     X, t, time, was_1d = _prepare(x, threshold, time)
-    n_exceed, n_clusters = decluster_kernels.count_clusters(X, t, time, run)
-    index, maxima = decluster_kernels.cluster_maxima(X, t, time, run, int(n_clusters.max(initial=0)))
+    n_exceed, n_clusters = count_clusters(X, t, time, run)
+    m_max = int(n_clusters.max(initial=0))
+    index = np.empty((m_max, X.shape[1]), dtype=np.int64)
+    maxima = np.empty((m_max, X.shape[1]))
+    for j0, j1, T in column_blocks(X):
+        index[:, j0:j1], maxima[:, j0:j1] = decluster_kernels.cluster_maxima(T, t[j0:j1], time, run, m_max)
     if was_1d:
         return Clusters(index=index[:, 0], maxima=maxima[:, 0], n_clusters=int(n_clusters[0]),
                         n_exceed=int(n_exceed[0]), threshold=float(t[0]), run=run)
@@ -180,5 +195,7 @@ def extremal_index(x, threshold, method="intervals", *, run=None, time=None):
     if run is not None or time is not None:
         raise InvalidInputError("the intervals estimator takes no run or time: it needs equally spaced rows")
     X, t, _, was_1d = _prepare(x, threshold, None)
-    theta = decluster_kernels.intervals_columns(X, t)
+    theta = np.empty(X.shape[1])
+    for j0, j1, T in column_blocks(X):
+        theta[j0:j1] = decluster_kernels.intervals_columns(T, t[j0:j1])
     return float(theta[0]) if was_1d else theta

@@ -1,7 +1,9 @@
 """numba kernels behind :mod:`evtools.declustering`: runs declustering and the extremal index.
 
-Every kernel walks each column of a matrix in row (time) order; columns run in
-parallel with ``prange``. Row ``i`` is at time ``time[i]`` (the row number
+Every kernel walks each series in time order; series run in parallel with
+``prange``. The public functions hand them blocks of columns copied into the
+rows of a C-ordered buffer (``evtools._blocks.column_blocks``), so each series
+is contiguous. Row ``i`` is at time ``time[i]`` (the row number
 when no time is given). Exceedances are values strictly above the column's
 threshold. Runs declustering: two consecutive exceedances belong to the same
 cluster unless their times differ by more than ``run`` (with row numbers as
@@ -50,29 +52,30 @@ def _cluster_maxima(x, t, time, run, index_out, maxima_out):
 
 
 @parallel_kernel
-def count_clusters(X, t, time, run):
-    """``(n_exceed, n_clusters)``, int64 (F,) each, of the columns of ``X`` (n, F)."""
-    n, F = X.shape
+def count_clusters(T, t, time, run):
+    """``(n_exceed, n_clusters)``, int64 (F,) each, of the series in the rows of ``T`` (F, n), C order."""
+    F, n = T.shape
     n_exceed = np.zeros(F, dtype=np.int64)
     n_clusters = np.zeros(F, dtype=np.int64)
     for j in prange(F):
         idx = np.empty(n, dtype=np.int64)
         mx = np.empty(n)
-        n_exceed[j], n_clusters[j] = _cluster_maxima(X[:, j], t[j], time, run, idx, mx)
+        n_exceed[j], n_clusters[j] = _cluster_maxima(T[j], t[j], time, run, idx, mx)
     return n_exceed, n_clusters
 
 
 @parallel_kernel
-def cluster_maxima(X, t, time, run, m_max):
-    """Rows and values of every cluster maximum: ``index`` int64 (m_max, F) padded with -1,
-    ``maxima`` float64 (m_max, F) padded with NaN (``m_max`` from :func:`count_clusters`)."""
-    n, F = X.shape
+def cluster_maxima(T, t, time, run, m_max):
+    """Rows and values of every cluster maximum of the series in the rows of ``T`` (F, n), C order:
+    ``index`` int64 (m_max, F) padded with -1, ``maxima`` float64 (m_max, F) padded with NaN
+    (``m_max`` from :func:`count_clusters`)."""
+    F, n = T.shape
     index = np.full((m_max, F), -1, dtype=np.int64)
     maxima = np.full((m_max, F), np.nan)
     for j in prange(F):
         idx = np.empty(n, dtype=np.int64)
         mx = np.empty(n)
-        _, m = _cluster_maxima(X[:, j], t[j], time, run, idx, mx)
+        _, m = _cluster_maxima(T[j], t[j], time, run, idx, mx)
         for i in range(m):  # a loop: a slice assignment would compile numba's shape-mismatch message
             index[i, j] = idx[i]
             maxima[i, j] = mx[i]
@@ -120,12 +123,12 @@ def intervals_estimate(x, t):
 
 
 @parallel_kernel
-def intervals_columns(X, t):
-    """:func:`intervals_estimate` of every column of ``X`` (n, F) -> float64 (F,)."""
-    F = X.shape[1]
+def intervals_columns(T, t):
+    """:func:`intervals_estimate` of the series in every row of ``T`` (F, n), C order -> float64 (F,)."""
+    F = T.shape[0]
     out = np.empty(F)
     for j in prange(F):
-        out[j] = intervals_estimate(X[:, j], t[j])
+        out[j] = intervals_estimate(T[j], t[j])
     return out
 
 
