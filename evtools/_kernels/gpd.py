@@ -50,7 +50,7 @@ def _expm1_ratio(t):
     return math.expm1(t) / t
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True)
 def _psi(t, log1p_t, inv_1p_t):
     """``(log1p(t) - t / (1 + t)) / t**2``, given ``log1p(t)`` and ``1 / (1 + t)``.
 
@@ -184,7 +184,7 @@ def gpd_observed_info(y, sigma, xi):
 # ---------------------------------------------------------------------------
 # Shared sample summaries
 # ---------------------------------------------------------------------------
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True)
 def _sample_status(y):
     """``NOT_CONVERGED`` if ``y`` breaks the kernels' contract (a negative or non-finite
     value), ``CONSTANT`` without spread (fewer than 2 values or all equal), else ``OK``.
@@ -219,7 +219,7 @@ _LOG2 = math.log(2.0)  # v at s = 1
 _MLE_VTOL = 1e-10  # roots of D: Newton steps down to _MLE_VTOL (1 + |v|) in v, then one more unevaluated
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True)
 def _profile(y, ymax, inv_ymax, v):
     """The profile at ``s = expm1(v)`` in z units: the point ``(v, D, dD/dv, xi, l*, dxi/dv)``.
 
@@ -301,7 +301,7 @@ def _profile(y, ymax, inv_ymax, v):
     return v, d, r * d_s, xi, lstar, r * mean_a
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True)
 def _refine_max(y, ymax, inv_ymax, lo, hi):
     """Root of D between the points ``lo`` (``D > 0``) and ``hi`` (``D < 0``, ``v`` above ``lo``'s).
 
@@ -350,7 +350,7 @@ def _refine_max(y, ymax, inv_ymax, lo, hi):
     return v, xi, lv, False
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True)
 def _bracket_max(y, ymax, inv_ymax, a, b):
     """Local maximum of the profile between the points ``a`` and ``b`` (``v`` ascending), if one is evident.
 
@@ -383,7 +383,7 @@ def _bracket_max(y, ymax, inv_ymax, a, b):
     return False, b[0], b[3], b[4], False
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True)
 def _right_tail_bound(n, v, xi, mean_log_z):
     """Upper bound on ``l*(s')`` for every ``s' >= s = expm1(v) > 0`` (z units; ``mean_log_z`` finite).
 
@@ -435,7 +435,7 @@ def _right_tail_bound(n, v, xi, mean_log_z):
     return -n * (1.0 + max(h, hb + mean_log_z - err))
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True)
 def _march(y, ymax, inv_ymax, direction, v_end, mean_log_z, start, best_l, best_v, best_xi):
     """Walk from the point ``start`` (``v = 0``) towards ``v_end`` in steps of about 0.2 in ``xi``.
 
@@ -489,7 +489,7 @@ def _march(y, ymax, inv_ymax, direction, v_end, mean_log_z, start, best_l, best_
     return best_l, best_v, best_xi, ok
 
 
-@njit(cache=True, no_cpython_wrapper=True)
+@njit(cache=True)
 def _root_bound(ratio, ymax_over_ymin):
     """Upper bound on ``v`` of every stationary point with ``s > 0``.
 
