@@ -26,11 +26,12 @@ other values leave XLA's own thread pool.
 
 ``--resnet50`` (or ``--resnet50 only``) adds a hand-written ResNet-50
 (``benchmarks/resnet50.py``: 53 convolutions, 26,560 filters) at 224 pixels on
-``--device`` (``cpu`` or ``cuda``), in float32 and under bfloat16 autocast:
+``--device`` (``cpu`` or ``cuda``), in IEEE float32, on CUDA also with PyTorch's default
+TensorFloat-32 convolutions (``tf32``: ours with ``tf32=True``), and under bfloat16 autocast:
 ours, the floor and the loop over one batch of ``--r50-batch`` samples, their
 ratios, the peak extra memory of each (CUDA: ``max_memory_allocated``; CPU: the
-resident set sampled every 2 ms), and ours against the loop (largest relative
-difference, float32).
+resident set sampled every 2 ms), and the accuracy of ours and the loop (float32,
+tf32) against the loop of the same model in float64.
 
 Run from the repository root::
 
@@ -41,6 +42,7 @@ Run from the repository root::
     python benchmarks/bench_gradnorms.py --resnet50 only --device cuda --r50-batch 64
 """
 import argparse
+import copy
 import os
 import sys
 import threading
@@ -55,6 +57,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from _machine import machine_report  # noqa: E402  (benchmarks/_machine.py)
 
 from evtools_torch import filter_gradient_norms  # noqa: E402
+from evtools_torch._precision import full_float32  # noqa: E402
 from tests.reference.torch_naive import filter_gradient_norms_loop  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -226,13 +229,18 @@ def bench_resnet50(args):
              f"{'loop/ours':>9} {'ours MiB':>8} {'floor MiB':>9} {'loop MiB':>8}"
     print(header)
     print("-" * len(header))
-    for precision in ("float32", "bfloat16"):
-        def autocast():
-            return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+    precisions = ("float32", "tf32", "bfloat16") if device.type == "cuda" else ("float32", "bfloat16")
+    for precision in precisions:
+        def context():
+            """float32: every method in IEEE float32 (ours by default, the others in full_float32); tf32: the
+            process's default TF32 settings for all (ours with tf32=True); bfloat16: autocast for all."""
+            if precision == "bfloat16":
+                return torch.autocast(device.type, dtype=torch.bfloat16)
+            return full_float32(precision == "float32")
 
         def run(fn):
             def timed():
-                with autocast():
+                with context():
                     fn()
                 sync()
             return timed
@@ -241,8 +249,8 @@ def bench_resnet50(args):
         if not args.no_loop:
             fns["loop"] = run(lambda: filter_gradient_norms_loop(model, x, y))
         for reduction in ("mean_abs", "l2"):
-            fns[reduction] = run(lambda r=reduction: filter_gradient_norms(model, (x, y), reduction=r, batch_size=b,
-                                                                           progress=False))
+            fns[reduction] = run(lambda r=reduction: filter_gradient_norms(
+                model, (x, y), reduction=r, batch_size=b, progress=False, tf32=precision == "tf32"))
         fns["floor"]()  # warm-up
         best = _best_interleaved(fns, args.repeats)
         peaks = {name: memory.measure(fn) for name, fn in fns.items()}
@@ -251,11 +259,18 @@ def bench_resnet50(args):
             print(f"{precision:>9} {reduction:>9} {ours:7.2f} {floor:7.2f} {loop:7.2f} {ours / floor:10.2f} "
                   f"{loop / ours:9.2f} {peaks[reduction]:8.0f} {peaks['floor']:9.0f} {peaks.get('loop', 0):8.0f}",
                   flush=True)
-        if precision == "float32" and not args.no_loop:
-            G, _ = filter_gradient_norms(model, (x, y), batch_size=b, progress=False)
-            ref = filter_gradient_norms_loop(model, x, y)
-            print(f"{'':>9} float32 ours vs loop: largest difference {np.abs(G - ref).max() / np.abs(ref).max():.1e} "
-                  "of the largest entry")
+    if not args.no_loop:  # accuracy: against the one-sample loop of the same model in float64
+        ref = filter_gradient_norms_loop(copy.deepcopy(model).double(), x.double(), y)
+        rows = {}
+        for precision in precisions[:-1]:
+            with full_float32(precision == "float32"):
+                rows[f"loop {precision}"] = filter_gradient_norms_loop(model, x, y)
+            rows[f"ours {precision}"] = filter_gradient_norms(model, (x, y), batch_size=b, progress=False,
+                                                              tf32=precision == "tf32")[0]
+        for name, G in rows.items():
+            relative = np.abs(G - ref) / np.maximum(ref, np.finfo(np.float32).tiny)
+            print(f"{name:>13} vs the float64 loop: median relative error {np.median(relative):.1e}, largest "
+                  f"difference {np.abs(G - ref).max() / np.abs(ref).max():.1e} of the largest entry")
 
 
 def bench_jax(args, batch_sizes):

@@ -154,6 +154,16 @@ def test_rows_equal_the_one_sample_loop(adapter, reduction):
     np.testing.assert_allclose(G, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
 
 
+def test_float32_rows_have_float32_accuracy(adapter):
+    """float32 rows equal the float64 loop to float32 accuracy: on a GPU, no TensorFloat-32 (1e-3) by default."""
+    model, x, y = adapter.case(6, "float32")
+    model64, x64, y64 = adapter.case(6, "float64")
+    ref = adapter.loop(model64, x64, y64, "l2")
+    G, _ = adapter.gradnorms(model, (x, y), reduction="l2", batch_size=4)
+    assert G.dtype == np.float32
+    np.testing.assert_allclose(G, ref, rtol=2e-5, atol=1e-6 * np.abs(ref).max())
+
+
 def test_rows_do_not_depend_on_batch_size_or_neighbours(adapter):
     model, x, y = adapter.case(7, "float64")
     G, _ = adapter.gradnorms(model, (x, y))
@@ -250,3 +260,4 @@ def test_other_bad_input_raises(adapter):
     _raises(adapter, "reduction must be one of", model, (x, y), reduction="max")
     _raises(adapter, "batch_size", model, (x, y), batch_size=0)
     _raises(adapter, "out must be", model, (x, y), out=3)
+    _raises(adapter, "tf32 must be True or False", model, (x, y), tf32=1)

@@ -145,6 +145,51 @@ def test_float32_rows_close_to_float64_loop(kind):
     _assert_rows_close(G, ref, 1e-5)
 
 
+def _tf32_settings():
+    b = torch.backends
+    return b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision
+
+
+@pytest.mark.skipif(not hasattr(torch.backends.cudnn.conv, "fp32_precision"), reason="torch < 2.9: legacy flags")
+def test_tf32_off_during_the_call_and_restored_after():
+    """PyTorch's TF32 switches are IEEE inside the call (tf32=False), untouched with tf32=True, restored after."""
+    model, x, y = _case("2d")
+    model, x = model.float(), x.float()
+    seen = []
+
+    def loss(out, t):
+        seen.append(_tf32_settings())
+        return nn.functional.cross_entropy(out, t, reduction="none")
+
+    before = _tf32_settings()
+    torch.backends.cuda.matmul.fp32_precision = "tf32"  # as torch.set_float32_matmul_precision("high") does
+    try:
+        user = _tf32_settings()
+        filter_gradient_norms(model, (x, y), loss=loss, progress=False)
+        assert seen[-1] == ("ieee", "ieee", "ieee") and _tf32_settings() == user
+        filter_gradient_norms(model, (x, y), loss=loss, progress=False, tf32=True)
+        assert seen[-1] == user and _tf32_settings() == user
+        with pytest.raises(ev.InvalidInputError):  # restored after an error too
+            filter_gradient_norms(model, (x[:3], y), loss=loss, progress=False)
+        assert _tf32_settings() == user
+    finally:
+        torch.backends.cuda.matmul.fp32_precision = before[0]
+
+
+def test_tf32_switches_count_concurrent_users():
+    """Nested or concurrent calls: the process's settings come back when the last one ends."""
+    from evtools_torch._precision import _read, full_float32
+
+    before = _read()
+    with full_float32():
+        inside = _read()
+        with full_float32():
+            assert _read() == inside
+        assert _read() == inside
+    assert _read() == before
+    assert all(value in ("ieee", False) for _, _, value in inside)
+
+
 @pytest.mark.parametrize("kind", ["2d", "1d", "3d"])
 def test_ghost_and_materialised_l2_agree(kind):
     model, x, y = _case(kind)

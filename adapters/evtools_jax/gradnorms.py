@@ -10,6 +10,7 @@ per-filter reduction, so only the ``(n, n_filters)`` norms leave the device.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import warnings
 from functools import partial
@@ -54,6 +55,7 @@ def filter_gradient_norms(
     out=None,
     resume=False,
     filters=None,
+    tf32=False,
 ):
     """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
 
@@ -124,6 +126,14 @@ def filter_gradient_norms(
     filters : str or sequence of str, optional
         Deprecated alias of ``layers`` (its name in 0.1.0); warns with a
         DeprecationWarning.
+    tf32 : bool
+        False (default): float32 convolutions and matrix products run in full
+        float32 (``jax.default_matmul_precision("float32")`` around the call,
+        thread-local), whatever the process's default: on a GPU, JAX's default
+        precision for float32 uses TensorFloat-32 (a 10-bit mantissa), which
+        made float32 rows depend on the batch size by about 1e-3 on an H200.
+        True: keep the default precision (faster on a GPU, approximate). A
+        ``precision=`` given in the model's own layers wins either way.
 
     Returns
     -------
@@ -194,6 +204,8 @@ def filter_gradient_norms(
                 f"{name} must be hashable (a function, bound method or functools.partial): it is a static "
                 "argument of jax.jit"
             ) from None
+    if not isinstance(tf32, bool):
+        raise InvalidInputError(f"tf32 must be True or False, got {tf32!r}")
     leaves, treedef = _check_params(params)
     params = jax.tree_util.tree_unflatten(treedef, leaves)
 
@@ -220,7 +232,8 @@ def filter_gradient_norms(
     row = 0
     all_batches = itertools.chain([(inputs, targets)], (_check_batch(b, i) for i, b in enumerate(batches, 1)))
     try:
-        with progress_bar(total, enabled=progress, desc="gradient norms") as bar:
+        with contextlib.nullcontext() if tf32 else jax.default_matmul_precision("float32"), \
+                progress_bar(total, enabled=progress, desc="gradient norms") as bar:
             for inputs, targets in all_batches:
                 done = finished_in_batch(inputs.shape[0], row, sink.rows_done)  # resume: rows already in the file
                 if done < inputs.shape[0]:

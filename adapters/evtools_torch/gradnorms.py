@@ -32,6 +32,7 @@ from evtools.filters import check_reduction
 
 from ._func import func_filter_norms
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
+from ._precision import full_float32
 from ._sources import select_convolutions, sources_of, unwrap_compiled
 
 
@@ -49,6 +50,7 @@ def filter_gradient_norms(
     l2_method="auto",
     method="auto",
     resume=False,
+    tf32=False,
 ):
     """Per-sample, per-filter gradient norms of a CNN: the gradient matrix ``G``.
 
@@ -124,6 +126,17 @@ def filter_gradient_norms(
         run from its first missing row: give the same model, ``data`` (in the
         same order) and ``batch_size``, and the file ends equal to an
         uninterrupted run's. A missing file starts afresh.
+    tf32 : bool
+        False (default): float32 convolutions and matrix products on a GPU
+        run in full IEEE float32 for the call, whatever the process's
+        TensorFloat-32 settings (PyTorch lets cuDNN convolutions use TF32 by
+        default; on an H200 that changed ResNet-50's float32 gradient norms
+        by up to 1e-2 of the largest entry, and with the batch size). The
+        switch is PyTorch's and process-wide: other threads' float32 CUDA
+        work during the call runs in full precision too; the settings are
+        restored afterwards. True: keep the process's settings (faster on
+        Ampere and later GPUs, approximate). No effect on a CPU, on float64
+        or under autocast's bfloat16/float16 operations.
 
     Returns
     -------
@@ -178,6 +191,8 @@ def filter_gradient_norms(
         raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
     if loss is not None and not callable(loss):
         raise InvalidInputError(f"loss must be callable as loss(outputs, targets), got {type(loss).__name__}")
+    if not isinstance(tf32, bool):
+        raise InvalidInputError(f"tf32 must be True or False, got {tf32!r}")
 
     convs = select_convolutions(model, layers)
     sources = sources_of(model, convs, method)
@@ -196,7 +211,8 @@ def filter_gradient_norms(
     row = 0
     try:
         runner.eval()
-        with torch.enable_grad(), progress_bar(total, enabled=progress, desc="gradient norms") as bar:
+        with torch.enable_grad(), full_float32(not tf32), \
+                progress_bar(total, enabled=progress, desc="gradient norms") as bar:
             for number, batch in enumerate(batches):
                 inputs, targets = _check_batch(batch, number, device, move)
                 done = finished_in_batch(inputs.shape[0], row, sink.rows_done)  # resume: rows already in the file
