@@ -58,6 +58,20 @@ def test_same_results_in_every_namespace(rng, xp, case, batched):
     np.testing.assert_allclose(to_numpy(got), expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_same_results_on_a_cuda_device(rng, case):
+    """torch tensors on a GPU: computed there, returned there, equal to numpy's results."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    x, s, w = rng.random((2, 2, 8, 9)), rng.random((2, 8, 9)), rng.standard_normal((2, 8, 9))
+    f = make_model(w)
+    expected = CASES[case](f, x, s)
+    got = CASES[case](f, torch.asarray(x, device="cuda"), torch.asarray(s, device="cuda"))
+    assert isinstance(got, torch.Tensor) and got.device.type == "cuda"
+    np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
 def test_compare_in_every_namespace(rng, xp):
     a, b = rng.random((2, 9, 9)), rng.random((2, 9, 9))
     want = P.compare(a, b)
