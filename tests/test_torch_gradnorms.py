@@ -147,7 +147,8 @@ def test_float32_rows_close_to_float64_loop(kind):
 
 def _tf32_settings():
     b = torch.backends
-    return b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision
+    return (b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision, b.cudnn.rnn.fp32_precision,
+            b.mkldnn.matmul.fp32_precision, b.mkldnn.conv.fp32_precision, b.mkldnn.rnn.fp32_precision)
 
 
 @pytest.mark.skipif(not hasattr(torch.backends.cudnn.conv, "fp32_precision"), reason="torch < 2.9: legacy flags")
@@ -163,10 +164,11 @@ def test_tf32_off_during_the_call_and_restored_after():
 
     before = _tf32_settings()
     torch.backends.cuda.matmul.fp32_precision = "tf32"  # as torch.set_float32_matmul_precision("high") does
+    torch.backends.mkldnn.conv.fp32_precision = "bf16"  # oneDNN's bfloat16 convolutions on a CPU
     try:
         user = _tf32_settings()
         filter_gradient_norms(model, (x, y), loss=loss, progress=False)
-        assert seen[-1] == ("ieee", "ieee", "ieee") and _tf32_settings() == user
+        assert seen[-1] == ("ieee",) * 6 and _tf32_settings() == user
         filter_gradient_norms(model, (x, y), loss=loss, progress=False, tf32=True)
         assert seen[-1] == user and _tf32_settings() == user
         with pytest.raises(ev.InvalidInputError):  # restored after an error too
@@ -174,6 +176,7 @@ def test_tf32_off_during_the_call_and_restored_after():
         assert _tf32_settings() == user
     finally:
         torch.backends.cuda.matmul.fp32_precision = before[0]
+        torch.backends.mkldnn.conv.fp32_precision = before[4]
 
 
 def test_tf32_switches_count_concurrent_users():

@@ -1,7 +1,7 @@
 """Full float32 precision for the duration of a gradient-norm computation.
 
 PyTorch lets cuDNN run float32 convolutions in TensorFloat-32 by default
-(a 10-bit mantissa). On an H200 that put errors of 1e-2 of the largest
+(a 10-bit mantissa), and a user may let oneDNN (CPU) run them in bfloat16. On an H200 that put errors of 1e-2 of the largest
 entry into ResNet-50's per-sample gradient norms and made float32 rows depend
 on the batch size (about 1e-3 relative on a three-layer CNN), so
 :func:`~evtools_torch.filter_gradient_norms` computes in IEEE float32 unless
@@ -18,7 +18,7 @@ import torch
 
 # torch >= 2.9: per-backend ``fp32_precision`` strings; reading the legacy ``allow_tf32`` flags after a user
 # set these raises, so the legacy flags are used only where the new ones do not exist.
-_FAMILIES = ("cuda.matmul", "cudnn.conv", "cudnn.rnn")
+_FAMILIES = ("cuda.matmul", "cudnn.conv", "cudnn.rnn", "mkldnn.matmul", "mkldnn.conv", "mkldnn.rnn")
 _LEGACY = ("cuda.matmul", "cudnn")
 _lock = threading.Lock()
 _users = 0
@@ -32,13 +32,17 @@ def _backend(path):
     return obj
 
 
-def _new_api():
-    return all(hasattr(_backend(family), "fp32_precision") for family in _FAMILIES)
+def _has_fp32_precision(family):
+    try:
+        return hasattr(_backend(family), "fp32_precision")
+    except AttributeError:
+        return False
 
 
 def _read():
-    if _new_api():
-        return [("fp32_precision", family, _backend(family).fp32_precision) for family in _FAMILIES]
+    if _has_fp32_precision("cuda.matmul"):
+        return [("fp32_precision", family, _backend(family).fp32_precision)
+                for family in _FAMILIES if _has_fp32_precision(family)]
     return [("allow_tf32", family, _backend(family).allow_tf32) for family in _LEGACY]
 
 

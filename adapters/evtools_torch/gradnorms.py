@@ -127,16 +127,17 @@ def filter_gradient_norms(
         same order) and ``batch_size``, and the file ends equal to an
         uninterrupted run's. A missing file starts afresh.
     tf32 : bool
-        False (default): float32 convolutions and matrix products on a GPU
-        run in full IEEE float32 for the call, whatever the process's
-        TensorFloat-32 settings (PyTorch lets cuDNN convolutions use TF32 by
-        default; on an H200 that changed ResNet-50's float32 gradient norms
-        by up to 1e-2 of the largest entry, and with the batch size). The
+        False (default): float32 convolutions and matrix products run in
+        full IEEE float32 for the call, whatever the process's TensorFloat-32
+        (GPU) or oneDNN bfloat16 (CPU) settings (PyTorch lets cuDNN
+        convolutions use TF32 by default; on an H200 that put a median
+        relative error of 1.2e-2 into ResNet-50's float32 gradient norms,
+        and made them depend on the batch size). The
         switch is PyTorch's and process-wide: other threads' float32 CUDA
         work during the call runs in full precision too; the settings are
         restored afterwards. True: keep the process's settings (faster on
-        Ampere and later GPUs, approximate). No effect on a CPU, on float64
-        or under autocast's bfloat16/float16 operations.
+        Ampere and later GPUs, approximate). No effect on float64 or on
+        autocast's bfloat16/float16 operations.
 
     Returns
     -------
