@@ -1,9 +1,10 @@
 """Full float32 precision for the duration of a gradient-norm computation.
 
-PyTorch lets cuDNN run float32 convolutions in TensorFloat-32 by default
-(a 10-bit mantissa), and a user may let oneDNN (CPU) run them in bfloat16. On an H200 that put errors of 1e-2 of the largest
-entry into ResNet-50's per-sample gradient norms and made float32 rows depend
-on the batch size (about 1e-3 relative on a three-layer CNN), so
+PyTorch lets cuDNN run float32 convolutions in TensorFloat-32 by default (a
+10-bit mantissa), and a user may let oneDNN (CPU) run them in bfloat16. On an
+H200, TF32 put a median relative error of 1.2e-2 into ResNet-50's per-sample
+gradient norms and made float32 rows depend on the batch size (about 1e-3
+relative on a three-layer CNN), so
 :func:`~evtools_torch.filter_gradient_norms` computes in IEEE float32 unless
 asked for TF32.
 
