@@ -151,7 +151,8 @@ def _tf32_settings():
             b.mkldnn.matmul.fp32_precision, b.mkldnn.conv.fp32_precision, b.mkldnn.rnn.fp32_precision)
 
 
-@pytest.mark.skipif(not hasattr(torch.backends.cudnn.conv, "fp32_precision"), reason="torch < 2.9: legacy flags")
+@pytest.mark.skipif(not hasattr(getattr(torch.backends.mkldnn, "conv", None), "fp32_precision"),
+                    reason="torch without the fp32_precision switches")
 def test_tf32_off_during_the_call_and_restored_after():
     """PyTorch's TF32 switches are IEEE inside the call (tf32=False), untouched with tf32=True, restored after."""
     model, x, y = _case("2d")
