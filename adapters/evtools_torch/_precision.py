@@ -9,8 +9,9 @@ relative on a three-layer CNN), so
 asked for TF32.
 
 The switches are PyTorch's and process-wide: while a call runs, other threads'
-float32 cuDNN/cuBLAS work runs in full precision too (more exact, slower),
-never less. They are restored when the last of any concurrent calls ends.
+float32 cuDNN, cuBLAS and oneDNN work runs in full precision too (more exact,
+slower), never less. They are restored when the last of any concurrent calls
+ends.
 """
 import contextlib
 import threading
@@ -59,7 +60,7 @@ def _ieee(settings):
 
 @contextlib.contextmanager
 def full_float32(enabled=True):
-    """Run float32 convolutions and matrix products without TF32 inside the block (no-op if not ``enabled``)."""
+    """Run float32 convolutions and matrix products in IEEE float32 inside the block (no-op if not ``enabled``)."""
     global _users, _saved
     if not enabled:
         yield
