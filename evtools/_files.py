@@ -258,11 +258,12 @@ class SavedFile:
         return meta
 
     def version(self, found, version=1):
-        """Raise unless the format number ``found`` is ``version``."""
-        if isinstance(found, (bool, np.bool_)) or found != version:
+        """Raise unless the format number ``found`` is ``version`` (an int, or a tuple of the ones read)."""
+        versions = version if isinstance(version, tuple) else (version,)
+        if isinstance(found, (bool, np.bool_)) or found not in versions:
             raise FileFormatError(
-                f"{self.path}: {self.what} file format {found!r}, this evtools reads format {version}; "
-                f"write it again with this version's {self.writer}")
+                f"{self.path}: {self.what} file format {found!r}, this evtools reads format "
+                f"{' or '.join(map(str, versions))}; write it again with this version's {self.writer}")
 
     def integer(self, value, name, low=None, high=None):
         """``value`` as an int, required to be an integer within ``[low, high]``."""

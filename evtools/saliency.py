@@ -423,14 +423,16 @@ class ZScoreSaliency(_ParameterSaliency):
         ``.npz`` is appended unless the name ends with it; returns the path written (pathlib.Path).
         """
         self._check_is_fitted()
-        # mean and m2 of each column scaled by 2**-exponent (files without exponent: 0, unscaled)
-        return save_npz(path, {"scorer": "zscore", "format": 1, "n_samples_seen": self.n_samples_seen_,
+        # format 2: mean and m2 of each column scaled by 2**-exponent. Format 1 (unscaled, no exponent) is
+        # still read; an evtools that reads only format 1 refuses these files instead of taking the scaled
+        # values for the real ones.
+        return save_npz(path, {"scorer": "zscore", "format": 2, "n_samples_seen": self.n_samples_seen_,
                                "mean": self._mean, "m2": self._m2, "exponent": self._exponent})
 
     @classmethod
     def _from_file(cls, f):
-        if "format" in f.arrays:
-            f.version(f.integer(f.array("format", np.int64, ()), "format"))
+        version = f.integer(f.array("format", np.int64, ()), "format") if "format" in f.arrays else 1
+        f.version(version, (1, 2))
         n = f.integer(f.array("n_samples_seen", np.int64, ()), "n_samples_seen", 1)
         mean = f.array("mean", np.float64, (None,))
         m2 = f.array("m2", np.float64, mean.shape)
@@ -438,10 +440,10 @@ class ZScoreSaliency(_ParameterSaliency):
         f.check(np.isfinite(mean).all(), "mean is not finite")
         f.check((np.isfinite(m2) & (m2 >= 0)).all(), "m2 is not finite and >= 0")
         model = cls()
-        if "exponent" in f.arrays:
+        if version == 2 or "exponent" in f.arrays:
             exponent = f.array("exponent", np.int64, mean.shape)
             f.check((np.abs(exponent) <= MAX_EXPONENT).all(), f"exponent is outside [-{MAX_EXPONENT}, {MAX_EXPONENT}]")
-        else:  # files written before the scaled update: unscaled
+        else:  # format 1: unscaled
             exponent = np.zeros(mean.shape[0], dtype=np.int64)
         model.n_features_in_ = mean.shape[0]
         return model._set_state(n, exponent, mean, m2)

@@ -259,6 +259,24 @@ def test_crafted_spot_and_zscore_are_refused(saved, tmp_path):
             load_saliency(bad)
 
 
+def test_zscore_file_formats(tmp_path):
+    """Format 2 stores mean and m2 scaled by 2**-exponent; format 1 (unscaled, no exponent) is still read."""
+    G = np.random.default_rng(0).normal(100.0, 2.0, (50, 3))
+    model = ev.ZScoreSaliency().fit(G)
+    with np.load(model.save(tmp_path / "z.npz")) as z:
+        zs = {k: z[k] for k in z.files}
+    assert int(zs["format"]) == 2  # a reader of format 1 alone refuses it rather than read scaled values
+    old = tmp_path / "old.npz"
+    np.savez(old, scorer=np.array("zscore"), format=np.int64(1), n_samples_seen=np.int64(50),
+             mean=G.mean(0), m2=((G - G.mean(0)) ** 2).sum(0))
+    np.testing.assert_allclose(load_saliency(old).mean_, G.mean(0), rtol=1e-15)
+    np.testing.assert_allclose(load_saliency(old).std_, G.std(0, ddof=1), rtol=1e-12)
+    bad = tmp_path / "no-exponent.npz"
+    np.savez(bad, **{k: v for k, v in zs.items() if k != "exponent"})
+    with pytest.raises(ev.FileFormatError, match="exponent"):
+        load_saliency(bad)
+
+
 @pytest.mark.parametrize("loader", LOADERS)
 def test_round_trip_is_exact(saved, loader):
     path, load = saved[loader]
