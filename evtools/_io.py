@@ -24,7 +24,7 @@ import numpy as np
 
 from ._errors import InvalidInputError
 from ._files import atomic_save
-from ._status import Status
+from ._status import status_names
 from ._validation import as_matrix
 
 MATRIX_SUFFIXES = (".npy", ".npz", ".csv")
@@ -142,7 +142,7 @@ class TableRecord:
             ) from exc
         frame = pd.DataFrame(self.to_dict())
         if "status" in frame:
-            frame["status"] = [Status(s).name for s in frame["status"]]
+            frame["status"] = status_names(frame["status"])
         return frame
 
 

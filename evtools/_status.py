@@ -20,3 +20,8 @@ class Status(IntEnum):
 
 
 OK, TOO_FEW, CONSTANT, NOT_CONVERGED, XI_BOUNDARY, NO_MAXIMUM = (int(s) for s in Status)
+
+
+def status_names(codes):
+    """The names (``"OK"``, ``"TOO_FEW"`` ...) of an iterable of status codes, as a list of str."""
+    return [Status(s).name for s in codes]

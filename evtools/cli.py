@@ -32,7 +32,7 @@ import numpy as np
 from . import __version__
 from ._errors import EvtoolsError, InvalidInputError
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
-from ._status import Status
+from ._status import status_names
 from .depth import layer_codes
 from .gpd import METHODS as GPD_METHODS
 from .multitest import CORRECTIONS
@@ -269,7 +269,7 @@ def _add_return_levels(subparsers):
     p.add_argument("model", help="model file written by `evtools fit` (pot scorer) or TailModel.save")
     p.add_argument("--period", type=float, default=None,
                    help="return period in observations, or in years with --per-year "
-                        "(default: 10 x the reference rows)")
+                        "(default: 10 x the reference rows, in years with --per-year)")
     p.add_argument("--per-year", type=float, default=None, help="observations per year (per unit of --period)")
     p.add_argument("--method", choices=("delta", "profile"), default="delta",
                    help="interval method (profile needs --data, the reference matrix)")
@@ -288,11 +288,13 @@ def _run_return_levels(args):
         raise EvtoolsError(f"{args.model} holds a z-score model; return levels need a pot model "
                            "(evtools fit --scorer pot)")
     tail = model.tail_
-    period = 10.0 * tail.n_samples if args.period is None else args.period
+    period = args.period
+    if period is None:  # 10 x the reference rows, in the unit of --period (years with --per-year)
+        period = 10.0 * tail.n_samples / (args.per_year or 1.0)
     G = None if args.data is None else read_matrix(args.data, key=args.key)
     levels = tail.return_level(period, alpha=args.alpha, method=args.method, per_year=args.per_year, G=G)
     table = {"filter": np.arange(tail.n_filters), **levels.to_dict()}
-    table["status"] = np.array([Status(s).name for s in table["status"]])
+    table["status"] = np.array(status_names(table["status"]))
     if args.json:
         args.format = "json"
     unit = f"{period:g} years x {args.per_year:g}" if args.per_year else f"{period:g}"

@@ -252,6 +252,13 @@ def test_cli_return_levels(rng, tmp_path, capsys):
     rows = json.loads(capsys.readouterr().out)
     expected = ev.TailModel.load(tmp_path / "m.npz").return_level(10, per_year=1000)
     assert [r["upper"] for r in rows] == pytest.approx(expected.upper.tolist())
+    # the default period, 10 x the reference rows, is the same with --per-year (where it is counted in years)
+    levels = []
+    for extra in ([], ["--per-year", "250"]):
+        assert main(["return-levels", str(tmp_path / "m.npz"), "--json", *extra]) == 0
+        levels.append([r["estimate"] for r in json.loads(capsys.readouterr().out)])
+    default = ev.TailModel.load(tmp_path / "m.npz").return_level(10 * 3000)
+    assert levels[0] == pytest.approx(default.estimate.tolist()) and levels[1] == pytest.approx(levels[0])
     assert main(["return-levels", str(tmp_path / "m.npz"), "--method", "profile",
                  "--data", str(tmp_path / "G.npy")]) == 0
     assert "profile" in capsys.readouterr().out
