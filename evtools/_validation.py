@@ -177,9 +177,15 @@ def check_names(v, name, choices, what=None):
 
 
 def check_random_state(random_state, name="random_state"):
-    """A ``numpy.random.Generator`` (or a legacy ``RandomState``) from what numpy accepts as a seed."""
-    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+    """A ``numpy.random.Generator`` from what numpy accepts as a seed, a Generator, or a legacy ``RandomState``.
+
+    A ``RandomState`` seeds a new Generator from four draws of it (so it advances, and the same state
+    gives the same Generator): evtools draws with the Generator API only.
+    """
+    if isinstance(random_state, np.random.Generator):
         return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**32, size=4, dtype=np.uint64))
     try:
         return np.random.default_rng(random_state)
     except (TypeError, ValueError) as exc:

@@ -25,18 +25,13 @@ import numpy as np
 from scipy.stats import norm
 
 from ._errors import InvalidInputError
+from ._validation import _as_float_array, check_finite, check_int, check_probability, check_random_state
 
 __all__ = ["VERDICTS", "bootstrap_ratios", "estimate_with_ci", "percentile_interval", "share_by_group",
            "total_variation", "verdict", "wilson_interval"]
 
 VERDICTS = ("held", "not shown", "reversed")
 """Outcomes of a claim: the interval is on the claimed side of zero, contains it, or is on the other side."""
-
-
-def _check_level(level):
-    if not (isinstance(level, (int, float, np.floating)) and 0 < level < 1):
-        raise InvalidInputError(f"level must be a confidence level in (0, 1), got {level!r}")
-    return float(level)
 
 
 def wilson_interval(successes, n, level=0.95):
@@ -55,7 +50,7 @@ def wilson_interval(successes, n, level=0.95):
     lo, hi : ndarray
         Bounds in [0, 1], of the broadcast shape (0-d for scalars).
     """
-    z = norm.ppf(0.5 + _check_level(level) / 2)
+    z = norm.ppf(0.5 + check_probability(level, "level") / 2)
     successes, n = np.broadcast_arrays(np.asarray(successes, dtype=float), np.asarray(n, dtype=float))
     if np.any(n < 0) or np.any(successes < 0) or np.any(successes > n):
         raise InvalidInputError("wilson_interval needs 0 <= successes <= n")
@@ -110,15 +105,19 @@ def bootstrap_ratios(num, den, groups=None, n_boot=2000, seed=0):
     """Bootstrap draws of ratios of sums, ``sum(num) / sum(den)`` column by column.
 
     Rows are the resampled units. With ``groups``, the bootstrap is
-    two-stage: groups are resampled, then rows within each group, so that
-    rows sharing a cause (one implanted set of filters) are not treated as
-    independent. Every column is resampled with the same weights, so
-    differences between columns are paired.
+    two-stage: groups are resampled with replacement, then the rows of each
+    group drawn, independently for each time it was drawn, so that rows
+    sharing a cause (one implanted set of filters) are not treated as
+    independent. (A group drawn ``k`` times contributes the sum of ``k``
+    independent row resamples: a multinomial of ``k * n_g`` rows.) Every
+    column is resampled with the same weights, so differences between
+    columns are paired.
 
     Parameters
     ----------
     num, den : array_like, shape (n_rows, n_columns)
-        Numerators and denominators per row (``den`` of ones gives means).
+        Numerators and denominators per row (``den`` of ones gives means);
+        finite (a NaN would make every replicate NaN).
     groups : array_like of int, shape (n_rows,), optional
         Group label of each row.
     n_boot : int
@@ -133,12 +132,15 @@ def bootstrap_ratios(num, den, groups=None, n_boot=2000, seed=0):
     draws : ndarray, shape (n_boot, n_columns)
         The replicates (NaN where a replicate's denominator is 0).
     """
-    num = np.asarray(num, dtype=float)
-    den = np.asarray(den, dtype=float)
+    num = _as_float_array(num, "num").astype(np.float64, copy=False)
+    den = _as_float_array(den, "den").astype(np.float64, copy=False)
     if num.ndim != 2 or num.shape != den.shape or num.shape[0] == 0:
         raise InvalidInputError(
             f"num and den must have one shape (n_rows >= 1, n_columns), got {num.shape} and {den.shape}")
-    rng = np.random.default_rng(seed)
+    check_finite(num, "num")
+    check_finite(den, "den")
+    n_boot = check_int(n_boot, "n_boot")
+    rng = check_random_state(seed, "seed")
     n = num.shape[0]
     if groups is None:
         groups = np.zeros(n, np.int64)
@@ -149,16 +151,16 @@ def bootstrap_ratios(num, den, groups=None, n_boot=2000, seed=0):
         groups = np.unique(groups, return_inverse=True)[1].ravel()
     n_groups = int(groups.max()) + 1
     both = np.concatenate([num, den], axis=1)
-    per_group = np.empty((n_boot, n_groups, both.shape[1]))
+    if n_groups == 1:
+        picks = np.ones((n_boot, 1), np.int64)
+    else:  # how often each group is drawn in each replicate
+        picks = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
+    totals = np.zeros((n_boot, both.shape[1]))
     for g in range(n_groups):
         rows = both[groups == g]
-        weights = rng.multinomial(rows.shape[0], np.full(rows.shape[0], 1.0 / rows.shape[0]), size=n_boot)
-        per_group[:, g] = weights @ rows
-    if n_groups == 1:
-        totals = per_group[:, 0]
-    else:
-        group_weights = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=n_boot)
-        totals = np.einsum("bg,bgc->bc", group_weights, per_group)
+        size = rows.shape[0]
+        weights = rng.multinomial(picks[:, g] * size, np.full(size, 1.0 / size))  # (n_boot, size)
+        totals += weights @ rows
     m = num.shape[1]
     with np.errstate(invalid="ignore", divide="ignore"):
         estimate = num.sum(0) / den.sum(0)
@@ -181,7 +183,7 @@ def percentile_interval(draws, level=0.95):
     lo, hi : ndarray, shape draws.shape[1:]
         NaN where a column has no finite replicate.
     """
-    a = (1 - _check_level(level)) / 2
+    a = (1 - check_probability(level, "level")) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a column with no finite replicate gives NaN
         lo, hi = np.nanquantile(np.asarray(draws, dtype=float), [a, 1 - a], axis=0)

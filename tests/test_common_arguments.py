@@ -14,6 +14,7 @@ import pytest
 
 import evtools as ev
 from evtools import perturb
+from evtools.claims import bootstrap_ratios
 
 ODD = {
     "zero": 0,
@@ -109,6 +110,8 @@ CASES = {
     "perturb.deletion": (perturb.deletion, dict(f=_f, x=IMAGES, saliency=SAL, baseline="zero", step=8,
                                                 batch_size=64, progress=False)),
     "perturb.make_baseline": (perturb.make_baseline, dict(x=IMAGES, baseline="zero")),
+    "claims.bootstrap_ratios": (bootstrap_ratios, dict(num=G[:20, :2], den=np.ones((20, 2)), groups=None,
+                                                        n_boot=50, seed=0)),
 }
 
 PARAMS = [(name, param) for name, (_, kwargs) in CASES.items() for param in kwargs]
@@ -149,3 +152,10 @@ def test_the_first_non_finite_value_is_named_by_row_then_column():
     G[1999, 699] = 1.0
     with pytest.raises(ev.InvalidInputError, match=r"\(inf\) at row 2000, column 3"):
         ev.fit_tails(G)
+
+
+def test_a_legacy_random_state_seeds_the_same_draws():
+    """``random_state=np.random.RandomState(s)`` works where a Generator does, reproducibly."""
+    draws = [ev.gpd_gof(X1, 1.0, 0.1, pvalue="bootstrap", n_boot=49, random_state=np.random.RandomState(3)).pvalue
+             for _ in range(2)]
+    assert draws[0] == draws[1]
