@@ -9,6 +9,7 @@ statsmodels and numba load only when something needs them. A new public name
 is one line in ``_EXPORTS``.
 """
 import importlib
+import importlib.util
 
 from ._errors import (
     EvtoolsError,
@@ -36,26 +37,26 @@ _EXPORTS = {
     "DepthProfile": "depth", "depth_profile": "depth",
     "NormalityReport": "normality", "normality_tests": "normality",
     "POTSaliency": "saliency", "ZScoreSaliency": "saliency", "load_saliency": "saliency",
-    "perturb": None,  # the subpackage itself
     "GOFResult": "gof", "gof_columns": "gof", "gpd_gof": "gof",
     "mean_residual_life": "diagnostics", "parameter_stability": "diagnostics",
     "DSPOT": "spot", "SPOT": "spot", "SPOTResult": "spot",
 }
 
 __all__ = ["EvtoolsError", "FileFormatError", "FileWriteError", "InvalidInputError", "NotFittedError",
-           "UnsupportedModelError", *_EXPORTS]
+           "UnsupportedModelError", "perturb", *_EXPORTS]
 
 
 def __getattr__(name):
-    if name not in _EXPORTS:
+    """A public name from its submodule, or a submodule itself (``ev.gpd``, ``ev.perturb``), imported on first use."""
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
         raise AttributeError(f"module 'evtools' has no attribute {name!r}")
-    module = _EXPORTS[name]
-    value = importlib.import_module(f".{name if module is None else module}", __name__)
-    if module is not None:
-        value = getattr(value, name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(__all__))
