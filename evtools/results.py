@@ -90,6 +90,11 @@ def _number(v, path):
         raise _Bad(path, f"must be a number or None, got {type(v).__name__}")
 
 
+def _real(v, path):
+    if v is None or not _is_num(v):
+        raise _Bad(path, f"must be a number, got {type(v).__name__}")
+
+
 def _integer(v, path):
     if not _is_int(v):
         raise _Bad(path, f"must be an integer, got {type(v).__name__}")
@@ -181,7 +186,7 @@ _SECTIONS = {
         "model": _record({}, {"arch": _string, "width": _integer, "n_train": _integer, "epochs": _integer,
                               "seed": _integer}),
         "n_filters": _integer, "layers": _STRS, "test_accuracy": _number, "train_seconds": _number,
-        "n_reference": _integer, "pot_level": _number, "reduction": _string, "timings": _map_of(_number),
+        "n_reference": _integer, "pot_level": _number, "reduction": _string, "timings": _map_of(_real),
         "evtools_version": _string, "torch_version": _string, "python": _string, "torch_threads": _integer,
     }),
     "claims": _CLAIMS,
@@ -217,17 +222,22 @@ _SECTIONS = {
 }
 
 
+def _lengths(path, record, keys, n, what):
+    """Raise unless each of ``record[key]`` (for ``keys`` present in it) has ``n`` entries, one per ``what``."""
+    for key in keys:
+        if key in record and len(record[key]) != n:
+            raise _Bad([*path, key], f"must have one entry per {what} ({n}), got {len(record[key])}")
+
+
 def _consistent(results):
     """What the types alone do not say: per-layer lengths, complete tables, rows behind scorers."""
+    bands = ("ci_low", "ci_high")
     sec = results.get("normality")
     if sec:
+        n_layers = len(sec["layers"])
         for test, r in sec["rejected"].items():
-            for key in ("share", "ci_low", "ci_high"):
-                if len(r[key]) != len(sec["layers"]):
-                    raise _Bad(["normality", "rejected", test, key], f"must have one entry per layer "
-                                                                     f"({len(sec['layers'])})")
-        if len(sec["n_filters"]) != len(sec["layers"]):
-            raise _Bad(["normality", "n_filters"], f"must have one entry per layer ({len(sec['layers'])})")
+            _lengths(["normality", "rejected", test], r, ("share", *bands), n_layers, "layer")
+        _lengths(["normality"], sec, ("n_filters",), n_layers, "layer")
     sec = results.get("malicious")
     if sec:
         if not sec["pooled"] and not sec["claims"]:
@@ -239,19 +249,31 @@ def _consistent(results):
                 for name in sec["scorer_names"]:
                     if name not in table.get(ref, {}):
                         raise _Bad(["malicious", *where, ref], f"is missing the key {name!r}")
+                    by_depth = ["malicious", *where, ref, name, "hit_rate_by_depth"]
+                    _lengths(by_depth, table[ref][name]["hit_rate_by_depth"], ("value", *bands),
+                             len(sec["layers"]), "layer")
         if sec["pooled"] and not sec["trials"]:
             raise _Bad(["malicious", "trials"], "must list the trials behind 'pooled'")
     sec = results.get("depth_shift")
     if sec:
+        n_layers = len(sec["layers"])
+        _lengths(["depth_shift"], sec, ("expected_share",), n_layers, "layer")
         for cond, entry in sec["conditions"].items():
             if entry["n_rows"] > 0 and "scorers" not in entry:
                 raise _Bad(["depth_shift", "conditions", cond], "is missing the key 'scorers' (n_rows > 0)")
+            for name, r in entry.get("scorers", {}).items():
+                _lengths(["depth_shift", "conditions", cond, "scorers", name], r,
+                         ("observed_share", "enrichment", *bands), n_layers, "layer")
+    sec = results.get("repair")
+    if sec:
+        for name, r in sec["rankings"].items():
+            _lengths(["repair", "rankings", name], r, ("share", *bands), len(sec["k"]), "k")
     sec = results.get("input_maps")
     if sec:
         n = len(sec["images"])
-        for key in ("labels", "predictions", "class_maps"):
-            if len(sec[key]) != n:
-                raise _Bad(["input_maps", key], f"must have one entry per image ({n})")
+        _lengths(["input_maps"], sec, ("labels", "predictions", "class_maps"), n, "image")
+        for name, r in sec["scorers"].items():
+            _lengths(["input_maps", "scorers", name], r, ("maps", "filters"), n, "image")
 
 
 def validate_results(results):

@@ -58,6 +58,18 @@ def _damaged(change):
     (lambda r: r["input_maps"].update(images=np.zeros((2, 8, 8))), r"\['images'\] must be an array with 4 axes"),
     (lambda r: r["meta"].update(timings={"train": "1 s"}), r"\['meta'\]\['timings'\]\['train'\] must be a number"),
     (lambda r: r["repair"]["rankings"]["random"]["mean_share"].update(ci=[0.1]), r"\['ci'\] must have 2 entries"),
+    # lengths the plots rely on: a short list would be drawn under the wrong labels or fail inside matplotlib
+    (lambda r: r["meta"].update(timings={"train": None}), r"\['timings'\]\['train'\] must be a number"),
+    (lambda r: [s.update(enrichment=s["enrichment"][1:]) for s in r["depth_shift"]["conditions"]["clean"]
+                ["scorers"].values()], r"\['enrichment'\] must have one entry per layer"),
+    (lambda r: r["depth_shift"].update(expected_share=r["depth_shift"]["expected_share"][1:]),
+     r"\['depth_shift'\]\['expected_share'\] must have one entry per layer"),
+    (lambda r: r["malicious"]["pooled"]["faulty"]["POT"]["hit_rate_by_depth"]["value"].pop(),
+     r"\['hit_rate_by_depth'\]\['value'\] must have one entry per layer"),
+    (lambda r: r["repair"]["rankings"]["random"].update(ci_low=r["repair"]["rankings"]["random"]["ci_low"][1:]),
+     r"\['ci_low'\] must have one entry per k"),
+    (lambda r: [s.update(maps=s["maps"][1:]) for s in r["input_maps"]["scorers"].values()],
+     r"\['maps'\] must have one entry per image"),
 ])
 def test_damaged_results_are_refused_by_the_key(change, message):
     results = _damaged(change)
