@@ -369,18 +369,19 @@ def normality_tests(G, tests=NORMALITY_TESTS, correction="fdr_bh", alpha=0.05):
     tests = check_names(tests, "tests", NORMALITY_TESTS, "normality test(s)")
     correction = check_correction(correction)
     alpha = check_probability(alpha, "alpha")
-    G = np.asarray(as_matrix(G, "G"), dtype=np.float64)
+    G = np.array(as_matrix(G, "G"), dtype=np.float64)  # one owned float64 copy, scaled in place below
     n = G.shape[0]
     need = max(_MIN_ROWS[t] for t in tests)
     if n < need:
         raise InvalidInputError(
             f"G has {n} rows; the tests {', '.join(tests)} need at least {need}"
         )
-    constant = G.max(axis=0) == G.min(axis=0)
+    hi, lo = G.max(axis=0), G.min(axis=0)
+    constant = hi == lo
     # Every test is scale-invariant: scale each column by a power of two (exact) so that its
     # largest magnitude lies in [0.5, 1); squares and fourth powers then neither overflow
     # (1e80, 1e300) nor underflow (denormals).
-    G = np.ldexp(G, -np.frexp(np.abs(G).max(axis=0))[1])
+    np.ldexp(G, -np.frexp(np.maximum(hi, -lo))[1], out=G)
     S = np.sort(G, axis=0) if {"shapiro", "lilliefors"} & set(tests) else None
     live = ~constant
     compute = {

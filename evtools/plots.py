@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from ._errors import InvalidInputError
-from ._validation import as_matrix, as_sample
+from ._validation import _as_float_array, as_matrix, as_sample
 from .gpd import GPD
 
 
@@ -136,9 +136,18 @@ def plot_return_levels(model, column, G_ref=None, periods=None, alpha=0.05, meth
         raise InvalidInputError(f"column must lie in [0, {tail.n_filters}), got {column}")
     one = take_columns(tail, column, column + 1)
     col = None
-    if G_ref is not None:
-        G_ref = as_matrix(G_ref, "G_ref")
-        col = np.ascontiguousarray(G_ref[:, column:column + 1])
+    if G_ref is not None:  # the one column needed, checked against the model it was fitted with
+        G_ref = _as_float_array(G_ref, "G_ref")
+        if G_ref.shape != (tail.n_samples, tail.n_filters):
+            raise InvalidInputError(
+                f"G_ref has shape {G_ref.shape}, the model was fitted to ({tail.n_samples}, {tail.n_filters}): "
+                "pass the reference matrix")
+        col = as_sample(G_ref[:, column], "G_ref column").reshape(-1, 1)
+        above = int((col > tail.threshold[column]).sum())
+        if tail.decluster is None and above != tail.n_exceed[column]:
+            raise InvalidInputError(
+                f"G_ref is not the matrix this model was fitted to: column {column} has {above} values above "
+                f"its threshold, the model {tail.n_exceed[column]}; pass the reference matrix")
     scale = 1.0 if per_year is None else float(per_year)
     if periods is None:
         lo = 1.05 * tail.n_samples / max(int(tail.n_exceed[column]), 1)

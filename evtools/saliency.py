@@ -401,14 +401,14 @@ class ZScoreSaliency(_ParameterSaliency):
         G2, one_row = self._matrix(G)
         if self.n_samples_seen_ < 2:
             raise InvalidInputError("the reference holds 1 row; a standard deviation needs at least 2")
-        G2 = np.asarray(G2, dtype=np.float64)
-        try:
+        try:  # in float64 without a float64 copy of G first
             with np.errstate(over="raise"):
-                z = (G2 - self.mean_) / self.std_
+                z = np.subtract(G2, self.mean_, dtype=np.float64)
+                z /= self.std_
         except FloatingPointError:  # g - mean_ overflowed (values near +-1e308): scale by 2**-k, exact
             k = np.maximum(np.frexp(self.std_)[1] - 1, 0)
             with np.errstate(over="ignore"):  # a z-score beyond float64 stays inf
-                z = (np.ldexp(G2, -k) - np.ldexp(self.mean_, -k)) / np.ldexp(self.std_, -k)
+                z = (np.ldexp(G2.astype(np.float64), -k) - np.ldexp(self.mean_, -k)) / np.ldexp(self.std_, -k)
         return z[0] if one_row else z
 
     @staticmethod

@@ -280,6 +280,10 @@ def test_return_level_plot(rng):
     assert len(ax.lines) == 2  # the levels and the data
     with pytest.raises(ev.InvalidInputError):
         plot_return_levels(tail, 5)
+    with pytest.raises(ev.InvalidInputError, match="shape"):  # another matrix: its points would be misplaced
+        plot_return_levels(tail, 1, G_ref=G[:1000])
+    with pytest.raises(ev.InvalidInputError, match="values above its threshold"):
+        plot_return_levels(tail, 1, G_ref=G * 1.5)
     matplotlib.pyplot.close("all")
 
 
