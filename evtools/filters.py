@@ -14,7 +14,7 @@ import numpy as np
 
 from ._errors import InvalidInputError
 from ._files import SavedFile, save_npz
-from ._validation import INT_MAX, check_int, check_sequence, check_strings
+from ._validation import INT_MAX, check_choice, check_int, check_sequence, check_strings
 
 #: Per-filter reductions of a weight gradient that every framework adapter offers:
 #: mean |g| over the filter's weights (Levin et al.), the L1 norm and the L2 norm.
@@ -23,8 +23,7 @@ REDUCTIONS = ("mean_abs", "l1", "l2")
 
 def check_reduction(reduction):
     """Raise unless ``reduction`` is one of :data:`REDUCTIONS`."""
-    if reduction not in REDUCTIONS:
-        raise InvalidInputError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    check_choice(reduction, "reduction", REDUCTIONS)
 
 _FIELDS = ("layer", "channel", "depth", "n_weights")
 

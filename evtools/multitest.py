@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._errors import InvalidInputError
+from ._validation import check_choice
 
 CORRECTIONS = (
     "bonferroni", "sidak", "holm-sidak", "holm", "simes-hochberg", "hommel",
@@ -19,11 +19,7 @@ CORRECTIONS = (
 
 def check_correction(correction):
     """Return ``correction`` after checking it names a ``multipletests`` method (or is None)."""
-    if correction is not None and correction not in CORRECTIONS:
-        raise InvalidInputError(
-            f"correction must be None or one of {', '.join(CORRECTIONS)}; got {correction!r}"
-        )
-    return correction
+    return None if correction is None else check_choice(correction, "correction", CORRECTIONS)
 
 
 def correct_pvalues(pvalue, alpha, correction):
