@@ -33,6 +33,7 @@ from . import __version__
 from ._errors import EvtoolsError, InvalidInputError
 from ._io import TABLE_FORMATS, format_table, read_matrix, write_table
 from ._status import status_names
+from ._validation import INT_MAX
 from .depth import layer_codes
 from .gpd import METHODS as GPD_METHODS
 from .multitest import CORRECTIONS
@@ -113,7 +114,7 @@ def _threshold_rule(text):
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if 0 < value < 1:
         return Quantile(value)
-    if 1 <= value < 2**62 and value == int(value):
+    if 1 <= value <= INT_MAX and value == int(value):
         return TopK(int(value))
     raise argparse.ArgumentTypeError(
         f"{text}: give a quantile level in (0, 1), a whole number of top values, or fixed:NUMBER"

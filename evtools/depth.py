@@ -14,6 +14,7 @@ import numpy as np
 
 from ._errors import InvalidInputError
 from ._io import TableRecord
+from ._validation import check_int
 
 
 def layer_codes(layer_of_column, n_filters=None):
@@ -146,8 +147,7 @@ def depth_profile(ranks, layer_of_column, k=None):
     n_total = codes.size
     if k is None:
         k = index.shape[1]
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= index.shape[1]:
-        raise InvalidInputError(f"k must be an integer in [1, {index.shape[1]}], got {k!r}")
+    k = check_int(k, "k", high=index.shape[1])
     top = index[:, :k]
     if top.min() < 0 or top.max() >= n_total:
         raise InvalidInputError(

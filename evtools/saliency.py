@@ -29,7 +29,7 @@ from ._errors import InvalidInputError, NotFittedError
 from ._files import SavedFile, save_npz
 from ._io import TableRecord
 from ._kernels.parallel import parallel_kernel
-from ._validation import as_matrix, check_columns, check_probability
+from ._validation import as_matrix, check_columns, check_int, check_probability
 from .multitest import check_correction, correct_pvalues
 from .tails import TailModel, fit_tails
 from .threshold import Quantile, ThresholdRule, as_rule
@@ -253,8 +253,7 @@ class _ParameterSaliency:
         """
         G, one_row = self._matrix(G)
         m = G.shape[1]
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not 1 <= k <= m:
-            raise InvalidInputError(f"k must be an integer in [1, {m}] (the number of filters), got {k!r}")
+        k = check_int(k, "k", high=m)  # at most the number of filters
         score = self.score(G)
         index = np.argsort(-score, axis=1, kind="stable")[:, :k]
         top = np.take_along_axis(score, index, axis=1)

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from .._errors import InvalidInputError
+from .._validation import check_int
 from ._checks import Images, as_images, require_finite, with_namespace
 
 _PARAMS = {
@@ -79,8 +80,7 @@ class Baseline:
         values = {**_PARAMS[kind], **params}
         for key, v in values.items():
             if key == "seed":
-                if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
-                    raise InvalidInputError(f"seed must be a non-negative int, got {v!r}")
+                check_int(v, "seed", low=0)
             elif v is not None and (not isinstance(v, numbers.Real) or isinstance(v, bool) or not np.isfinite(v)):
                 raise InvalidInputError(f"{key} of baseline {kind!r} must be a finite number, got {v!r}")
         if kind == "blur" and not values["sigma"] > 0:

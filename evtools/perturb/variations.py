@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidInputError
-from .._validation import check_probability
+from .._validation import check_int, check_probability
 from ._checks import (
     Images,
     as_images,
@@ -120,8 +120,7 @@ def variations(
     n = positive_int(n, "n")
     keep = check_probability(keep, "keep", open_low=False, open_high=False)
     batch_size = positive_int(batch_size, "batch_size")
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-        raise InvalidInputError(f"seed must be a non-negative int, got {seed!r}")
+    seed = check_int(seed, "seed", low=0)
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold):
         raise InvalidInputError(f"threshold must be a finite number, got {threshold!r}")
     xp = images.xp
