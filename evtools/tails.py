@@ -26,7 +26,7 @@ from .declustering import check_run
 from .gof import _check_pvalue, pvalues
 from .gpd import check_method
 from .return_levels import return_levels
-from .threshold import Fixed, Quantile, ThresholdRule, _OrderStatisticRule, as_rule
+from .threshold import Quantile, ThresholdRule, _OrderStatisticRule, as_rule
 
 MAX_KNOTS = 2**16
 """Most body knots per column (``n_knots``)."""
@@ -94,8 +94,6 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         raise InvalidInputError("decluster needs the full time series; it cannot be used with n_samples "
                                 "(a top-k summary has lost the time order)")
     n_rows, F = G.shape
-    if isinstance(rule, Fixed):
-        rule.values(F)  # one threshold or one per column
     n_total = n_rows if n_samples is None else check_int(n_samples, "n_samples")
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
@@ -103,7 +101,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         settings = {"method": method, "min_exceed": int(min_exceed), "n_samples": n_samples,
                     "n_knots": int(n_knots), "decluster": decluster, "progress": False}
         model = fit_column_blocks(
-            G, fit_tails, lambda j0, j1: {**settings, "threshold": rule.for_columns(j0, j1)},
+            G, fit_tails, lambda j0, j1: {**settings, "threshold": rule.for_columns(j0, j1, F)},
             concat_models, block_size=block_size)
         model.rule = rule
         return model
@@ -128,7 +126,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     for j0, j1, T in column_blocks(G, block_size, sort=not by_rank, progress=progress, desc="fit_tails"):
         c = slice(j0, j1)
         if not by_rank:
-            t[c] = rule.for_columns(j0, j1).thresholds_from_sorted(T.T, n_total)
+            t[c] = rule.for_columns(j0, j1, F).thresholds_from_sorted(T.T, n_total)
 
         def fit(a, b, j0=j0, T=T):
             s = slice(j0 + a, j0 + b)
