@@ -403,7 +403,8 @@ class TailModel(TableRecord):
         G : array_like, shape (n_rows, n_filters), optional
             The reference matrix the model was fitted to (needed, and
             checked, for ``"profile"``: the model does not keep the
-            exceedances).
+            exceedances; a declustered model's cluster maxima are found
+            again at its threshold with its run).
 
         Returns
         -------
