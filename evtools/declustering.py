@@ -88,7 +88,7 @@ def _prepare(x, threshold, time):
     X = as_matrix(np.asarray(x)[:, None] if was_1d else x, "x")
     n, F = X.shape
     if isinstance(threshold, ThresholdRule):
-        t = threshold.thresholds_from_sorted(np.sort(X, axis=0), n)
+        t = threshold.select(X)  # sorted block by block, never a sorted copy of the whole matrix
     else:
         t = _as_float_array(threshold, "threshold")
         if t.ndim == 0:

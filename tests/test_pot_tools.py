@@ -154,6 +154,17 @@ def test_matrix_is_column_by_column_and_estimates_theta():
     assert np.abs(ev.extremal_index(X, u, "runs", run=3) - 0.5).max() < 0.12
 
 
+def test_rules_give_the_thresholds_of_the_sorted_columns():
+    # decluster / extremal_index and SPOT apply a rule through ThresholdRule.select (block by block)
+    X = _max_ar(3000, 4, 2)
+    X[:, 1] = 0.0  # a dead column
+    for rule in (ev.Quantile(0.97), ev.TopK(30), ev.ForwardStop()):
+        expected = np.array([np.quantile(X[:, j], 0.97) for j in range(4)]) if isinstance(rule, ev.Quantile) \
+            else rule.thresholds_from_sorted(np.asfortranarray(np.sort(X, axis=0)))
+        np.testing.assert_array_equal(ev.decluster(X, rule, 2).threshold, expected)
+        np.testing.assert_array_equal(ev.SPOT(q=1e-3, level=rule).fit(X).threshold_, expected)
+
+
 def test_fit_tails_decluster_fits_cluster_maxima():
     X = _max_ar(6000, 4, 1).astype(np.float32)
     tail = ev.fit_tails(X, ev.Quantile(0.97), decluster=2, min_exceed=5, progress=False)
