@@ -116,9 +116,6 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     above = n_exceed if run is None else np.empty(F, dtype=np.int64)
     rel_cov = np.full((F, 3), np.nan)
     marker = tail_kernels.estimator_marker(method)  # None for "mle", which also writes rel_cov
-    # when declustering, order_block gives only thresholds and body (an impossible
-    # min_exceed skips its GPD fits); the tails come from the time-ordered columns
-    fit_min = n_rows + 1 if run else int(min_exceed)
     # Quantile and TopK place the threshold at an order statistic: order_block reads it
     # off the column it sorts. Other rules (ForwardStop, Fixed) read the sorted block first.
     by_rank = isinstance(rule, _OrderStatisticRule)
@@ -133,8 +130,9 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
             tail_kernels.order_block(T[a:b], *radix_keys(T.dtype), t[s], rank, frac, n_total - n_rows, n_total,
                                      int(n_knots), n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
                                      knot_x[s], knot_sf[s], complete[s])
-            tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min, sigma[s], xi[s], loglik[s],
-                                   status[s], ad[s], cvm[s], rel_cov[s] if marker is None else None)
+            if not run:  # when declustering, the tails come from the time-ordered columns below
+                tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, int(min_exceed), sigma[s], xi[s],
+                                       loglik[s], status[s], ad[s], cvm[s], rel_cov[s] if marker is None else None)
         thread_slices(j1 - j0, fit)
         if run:
             X = np.asfortranarray(G[:, c])  # the block's time-ordered columns, each contiguous
