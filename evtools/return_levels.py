@@ -135,7 +135,7 @@ def return_levels(model, period, alpha=0.05, method="delta", per_year=None, G=No
 def _exceedance_blocks(model, G):
     """Yield ``(j0, j1, S)``: what each column's GPD was fitted to, at the end of its column of ``S``.
 
-    ``S`` (n, j1 - j0), Fortran order, sorted ascending: the columns of ``G``,
+    ``S`` (rows, j1 - j0), Fortran order, sorted ascending: the columns of ``G``,
     or for a declustered model their cluster maxima at the model's threshold
     (-inf below them).
     """
