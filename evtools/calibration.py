@@ -8,9 +8,14 @@ columns, the observed over expected ratio (1 when the tails hold, above 1
 when the model is too light-tailed, below 1 when too heavy) with exact
 (Clopper-Pearson) binomial intervals divided by ``n q``.
 
-For a model fitted with ``decluster=run`` the probabilities are per cluster
-(see :func:`evtools.fit_tails`): the held-out columns are declustered with the
-same run and their cluster maxima above ``z_q`` are counted.
+For a model fitted with ``decluster=run`` the tail probabilities are per
+cluster (see :func:`evtools.fit_tails`): ``rate * GPD.sf(z_q - u)`` is the
+share of rows that are the maximum of a cluster above the model's threshold
+``u`` exceeding ``z_q``. The held-out columns are therefore declustered once,
+at ``u`` with the model's run, and their cluster maxima above each ``z_q``
+are counted (declustering at ``z_q`` itself would split clusters and count
+too many). Where ``z_q`` is at or below ``u`` it lies in the empirical body,
+which is that of all rows, and all held-out values above it are counted.
 
 The intervals cover the sampling of the held-out rows only, not the error of
 the fitted levels themselves: even a correct model puts more than ``alpha``
@@ -29,7 +34,7 @@ import numpy as np
 
 from ._errors import InvalidInputError
 from ._validation import as_matrix, check_columns, check_probability
-from .declustering import count_clusters
+from .declustering import cluster_maxima_blocks
 
 DEFAULT_LEVELS = (0.1, 0.01, 0.001)
 
@@ -57,7 +62,8 @@ class Calibration:
     n : int
         Held-out rows.
     observed : int64 (L, n_filters)
-        Held-out values (cluster maxima when declustered) above each column's ``z_q``.
+        Held-out values above each column's ``z_q`` (when declustered: cluster maxima at
+        the model's threshold, where ``z_q`` is above it).
     ratio, ratio_low, ratio_high : float64 (L, n_filters)
         ``observed / (n q)`` and its exact ``1 - alpha`` interval.
     pooled, pooled_low, pooled_high : float64 (L,)
@@ -132,13 +138,17 @@ def calibration(model, G_holdout, levels=DEFAULT_LEVELS, *, alpha=0.05):
     if q.size == 0:
         raise InvalidInputError("levels must hold at least one tail probability, such as (0.01, 0.001)")
     n = G.shape[0]
+    z = np.stack([model.isf(qi) for qi in q])  # (L, n_filters)
     observed = np.empty((q.size, model.n_filters), dtype=np.int64)
-    for i, qi in enumerate(q):
-        z = np.ascontiguousarray(model.isf(qi))
-        if model.decluster is None:
-            observed[i] = np.count_nonzero(G > z, axis=0)
-        else:
-            observed[i] = count_clusters(G, z, np.arange(n, dtype=np.float64), model.decluster)[1]
+    if model.decluster is None:
+        for i in range(q.size):
+            observed[i] = np.count_nonzero(G > z[i], axis=0)
+    else:  # clusters at the model's threshold, once; their maxima above z_q (all values in the body)
+        for j0, j1, T, maxima in cluster_maxima_blocks(G, model.threshold, model.decluster):
+            for i in range(q.size):
+                zi = z[i, j0:j1]
+                observed[i, j0:j1] = np.where(zi > model.threshold[j0:j1], np.count_nonzero(maxima > zi, axis=0),
+                                              np.count_nonzero(T > zi[:, None], axis=1))
     low, high = exact_interval(observed, n, alpha)  # intervals of the shares, then / q
     total = observed.sum(axis=1)
     n_all = n * model.n_filters

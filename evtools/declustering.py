@@ -88,7 +88,7 @@ def _prepare(x, threshold, time):
     X = as_matrix(np.asarray(x)[:, None] if was_1d else x, "x")
     n, F = X.shape
     if isinstance(threshold, ThresholdRule):
-        t = threshold.thresholds_from_sorted(np.sort(X, axis=0), n)
+        t = threshold.select(X)  # sorted block by block, never a sorted copy of the whole matrix
     else:
         t = _as_float_array(threshold, "threshold")
         if t.ndim == 0:
@@ -116,6 +116,35 @@ def count_clusters(X, t, time, run):
     for j0, j1, T in column_blocks(X):
         n_exceed[j0:j1], n_clusters[j0:j1] = decluster_kernels.count_clusters(T, t[j0:j1], time, run)
     return n_exceed, n_clusters
+
+
+def cluster_maxima_blocks(X, t, run, time=None):
+    """Yield ``(j0, j1, T, maxima)``: the cluster maxima of columns ``j0:j1`` of ``X``, block by block.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_cols), float32 or float64
+        Series in time order (rows are times).
+    t : ndarray, shape (n_cols,), float64
+        Thresholds.
+    run : float
+    time : ndarray, shape (n,), float64, optional
+        Row times; default the row numbers.
+
+    Yields
+    ------
+    j0, j1 : int
+    T : ndarray, shape (j1 - j0, n)
+        The block's series (the :func:`evtools._blocks.column_blocks` buffer, valid until the next block).
+    maxima : ndarray, shape (m, j1 - j0), float64
+        Each column's cluster maxima in time order, padded with NaN (``m`` the block's most clusters).
+    """
+    time = np.arange(X.shape[0], dtype=np.float64) if time is None else time
+    t = np.ascontiguousarray(t, dtype=np.float64)
+    for j0, j1, T in column_blocks(X):
+        _, n_clusters = decluster_kernels.count_clusters(T, t[j0:j1], time, run)
+        _, maxima = decluster_kernels.cluster_maxima(T, t[j0:j1], time, run, int(n_clusters.max(initial=0)))
+        yield j0, j1, T, maxima
 
 
 def decluster(x, threshold, run=1, *, time=None):

@@ -22,6 +22,7 @@ from ._errors import InvalidInputError
 from ._io import TableRecord
 from ._kernels import return_levels as return_kernels
 from ._validation import as_matrix, check_columns, check_probability
+from .declustering import cluster_maxima_blocks
 
 METHODS = ("delta", "profile")
 
@@ -131,19 +132,34 @@ def return_levels(model, period, alpha=0.05, method="delta", per_year=None, G=No
                         alpha=alpha, method=method)
 
 
+def _exceedance_blocks(model, G):
+    """Yield ``(j0, j1, S)``: what each column's GPD was fitted to, at the end of its column of ``S``.
+
+    ``S`` (rows, j1 - j0), Fortran order, sorted ascending: the columns of ``G``,
+    or for a declustered model their cluster maxima at the model's threshold
+    (-inf below them).
+    """
+    if model.decluster is None:
+        yield from sorted_column_blocks(G)
+        return
+    for j0, j1, _, maxima in cluster_maxima_blocks(G, model.threshold, model.decluster):
+        yield j0, j1, np.asfortranarray(np.sort(np.nan_to_num(maxima, nan=-np.inf), axis=0))
+
+
 def _profile(model, G, m, half_chi2, se):
     G = as_matrix(G, "G")
     check_columns(G, model.n_filters)
     lower = np.empty(model.n_filters)
     upper = np.empty(model.n_filters)
-    for j0, j1, S in sorted_column_blocks(G):
+    what = "values" if model.decluster is None else f"clusters (run {model.decluster:g})"
+    for j0, j1, S in _exceedance_blocks(model, G):
         t = model.threshold[j0:j1]
         k = model.n_exceed[j0:j1]
         counts = (S > t).sum(axis=0)
         if not np.array_equal(counts, k):
             j = j0 + int(np.flatnonzero(counts != k)[0])
             raise InvalidInputError(
-                f"G is not the matrix this model was fitted to: column {j} has {counts[j - j0]} values "
+                f"G is not the matrix this model was fitted to: column {j} has {counts[j - j0]} {what} "
                 f"above its threshold, the model {model.n_exceed[j]}; pass the reference matrix")
         lower[j0:j1], upper[j0:j1] = return_kernels.profile_return_levels(
             S, t, k, m, float(model.n_samples), model.sigma[j0:j1], model.xi[j0:j1],

@@ -26,7 +26,7 @@ from ._kernels import spot as spot_kernels
 from ._status import Status
 from ._validation import INT_MAX, as_matrix, check_columns, check_finite, check_int, check_probability
 from .gpd import check_method
-from .threshold import Fixed, Quantile, ThresholdRule
+from .threshold import Quantile, ThresholdRule
 
 _MIN_CAPACITY = 16
 
@@ -201,11 +201,7 @@ class SPOT:
         X = as_matrix(X_init, "X_init", min_rows=self.depth + 1)
         XT = np.ascontiguousarray(X.T, dtype=np.float64)
         T, self._window = self._calibration_values(XT)
-        S = np.sort(T, axis=1).T  # (n, n_cols), Fortran order, columns ascending
-        rule = self._rule()
-        if isinstance(rule, Fixed):
-            rule.values(S.shape[1])  # one threshold or one per column
-        t = np.ascontiguousarray(rule.thresholds_from_sorted(S), dtype=np.float64)
+        t = np.ascontiguousarray(self._rule().select(T.T), dtype=np.float64)  # sorted block by block
         capacity = max(_MIN_CAPACITY, 1 << int((T > t[:, None]).sum(axis=1).max()).bit_length())
         q, method, min_exceed = self._kernel_args()
         (self._peaks, self.n_peaks_, self.sigma_, self.xi_, self.status_,

@@ -26,7 +26,7 @@ from .declustering import check_run
 from .gof import _check_pvalue, pvalues
 from .gpd import check_method
 from .return_levels import return_levels
-from .threshold import Fixed, Quantile, ThresholdRule, _OrderStatisticRule, as_rule
+from .threshold import Quantile, ThresholdRule, _OrderStatisticRule, as_rule
 
 MAX_KNOTS = 2**16
 """Most body knots per column (``n_knots``)."""
@@ -94,8 +94,6 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         raise InvalidInputError("decluster needs the full time series; it cannot be used with n_samples "
                                 "(a top-k summary has lost the time order)")
     n_rows, F = G.shape
-    if isinstance(rule, Fixed):
-        rule.values(F)  # one threshold or one per column
     n_total = n_rows if n_samples is None else check_int(n_samples, "n_samples")
     if n_total < n_rows:
         raise InvalidInputError(f"n_samples ({n_total}) is smaller than the rows of G ({n_rows})")
@@ -103,7 +101,7 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
         settings = {"method": method, "min_exceed": int(min_exceed), "n_samples": n_samples,
                     "n_knots": int(n_knots), "decluster": decluster, "progress": False}
         model = fit_column_blocks(
-            G, fit_tails, lambda j0, j1: {**settings, "threshold": rule.for_columns(j0, j1)},
+            G, fit_tails, lambda j0, j1: {**settings, "threshold": rule.for_columns(j0, j1, F)},
             concat_models, block_size=block_size)
         model.rule = rule
         return model
@@ -118,9 +116,6 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     above = n_exceed if run is None else np.empty(F, dtype=np.int64)
     rel_cov = np.full((F, 3), np.nan)
     marker = tail_kernels.estimator_marker(method)  # None for "mle", which also writes rel_cov
-    # when declustering, order_block gives only thresholds and body (an impossible
-    # min_exceed skips its GPD fits); the tails come from the time-ordered columns
-    fit_min = n_rows + 1 if run else int(min_exceed)
     # Quantile and TopK place the threshold at an order statistic: order_block reads it
     # off the column it sorts. Other rules (ForwardStop, Fixed) read the sorted block first.
     by_rank = isinstance(rule, _OrderStatisticRule)
@@ -128,15 +123,16 @@ def fit_tails(G, threshold=None, method="mle", *, min_exceed=10, n_samples=None,
     for j0, j1, T in column_blocks(G, block_size, sort=not by_rank, progress=progress, desc="fit_tails"):
         c = slice(j0, j1)
         if not by_rank:
-            t[c] = rule.for_columns(j0, j1).thresholds_from_sorted(T.T, n_total)
+            t[c] = rule.for_columns(j0, j1, F).thresholds_from_sorted(T.T, n_total)
 
         def fit(a, b, j0=j0, T=T):
             s = slice(j0 + a, j0 + b)
             tail_kernels.order_block(T[a:b], *radix_keys(T.dtype), t[s], rank, frac, n_total - n_rows, n_total,
                                      int(n_knots), n_exceed[s], sigma[s], xi[s], loglik[s], status[s], mass[s],
                                      knot_x[s], knot_sf[s], complete[s])
-            tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, fit_min, sigma[s], xi[s], loglik[s],
-                                   status[s], ad[s], cvm[s], rel_cov[s] if marker is None else None)
+            if not run:  # when declustering, the tails come from the time-ordered columns below
+                tail_kernels.fit_block(T[a:b], t[s], n_exceed[s], marker, int(min_exceed), sigma[s], xi[s],
+                                       loglik[s], status[s], ad[s], cvm[s], rel_cov[s] if marker is None else None)
         thread_slices(j1 - j0, fit)
         if run:
             X = np.asfortranarray(G[:, c])  # the block's time-ordered columns, each contiguous
@@ -405,7 +401,8 @@ class TailModel(TableRecord):
         G : array_like, shape (n_rows, n_filters), optional
             The reference matrix the model was fitted to (needed, and
             checked, for ``"profile"``: the model does not keep the
-            exceedances).
+            exceedances; a declustered model's cluster maxima are found
+            again at its threshold with its run).
 
         Returns
         -------

@@ -47,8 +47,14 @@ class ThresholdRule:
         """
         raise NotImplementedError
 
-    def for_columns(self, j0, j1):
-        """The rule for columns ``j0:j1`` only (itself, except for per-column rules)."""
+    def for_columns(self, j0, j1, n_cols):
+        """The rule for columns ``j0:j1`` of a matrix of ``n_cols`` columns.
+
+        Itself, except for per-column rules, which check that they hold one
+        value per column of the matrix (``InvalidInputError`` otherwise)
+        before giving the rule of the block. Every application of a rule to
+        a matrix goes through here, block by block.
+        """
         return self
 
     def select(self, G):
@@ -63,7 +69,7 @@ class ThresholdRule:
         ndarray, shape (n_filters,), float64
         """
         G = as_matrix(G, "G")
-        return np.concatenate([self.for_columns(j0, j1).thresholds_from_sorted(S)
+        return np.concatenate([self.for_columns(j0, j1, G.shape[1]).thresholds_from_sorted(S)
                                for j0, j1, S in sorted_column_blocks(G)])
 
     def __repr__(self):
@@ -340,13 +346,10 @@ class Fixed(ThresholdRule):
                 "give one number or one per column")
         return np.array(self.threshold)
 
-    def for_columns(self, j0, j1):
+    def for_columns(self, j0, j1, n_cols):
         if isinstance(self.threshold, float):
             return self
-        if j1 > len(self.threshold):
-            raise InvalidInputError(
-                f"Fixed has {len(self.threshold)} thresholds but the matrix has at least {j1} "
-                "columns; give one number or one per column")
+        self.values(n_cols)  # one threshold per column of the whole matrix, exactly
         return Fixed(self.threshold[j0:j1])
 
     def thresholds_from_sorted(self, S, n_samples=None):

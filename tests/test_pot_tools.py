@@ -154,6 +154,17 @@ def test_matrix_is_column_by_column_and_estimates_theta():
     assert np.abs(ev.extremal_index(X, u, "runs", run=3) - 0.5).max() < 0.12
 
 
+def test_rules_give_the_thresholds_of_the_sorted_columns():
+    # decluster / extremal_index and SPOT apply a rule through ThresholdRule.select (block by block)
+    X = _max_ar(3000, 4, 2)
+    X[:, 1] = 0.0  # a dead column
+    for rule in (ev.Quantile(0.97), ev.TopK(30), ev.ForwardStop()):
+        expected = np.array([np.quantile(X[:, j], 0.97) for j in range(4)]) if isinstance(rule, ev.Quantile) \
+            else rule.thresholds_from_sorted(np.asfortranarray(np.sort(X, axis=0)))
+        np.testing.assert_array_equal(ev.decluster(X, rule, 2).threshold, expected)
+        np.testing.assert_array_equal(ev.SPOT(q=1e-3, level=rule).fit(X).threshold_, expected)
+
+
 def test_fit_tails_decluster_fits_cluster_maxima():
     X = _max_ar(6000, 4, 1).astype(np.float32)
     tail = ev.fit_tails(X, ev.Quantile(0.97), decluster=2, min_exceed=5, progress=False)
@@ -344,11 +355,38 @@ def test_calibration_of_a_declustered_model_counts_clusters():
     X = _max_ar(9000, 3, 5)
     tail = ev.fit_tails(X[:6000], ev.Quantile(0.97), decluster=2, progress=False)
     H = X[6000:]
-    c = tail.calibration(H, (0.01,))
-    z = tail.isf(0.01)
-    for j in range(3):
-        assert c.observed[0, j] == dnaive.clust(H[:, j], z[j], 2)[0].size
-    assert 0.5 < c.pooled[0] < 1.6
+    levels = (0.1, 0.01, 0.003)
+    c = tail.calibration(H, levels)
+    for i, q in enumerate(levels):
+        z = tail.isf(q)
+        for j in range(3):
+            # the model's rate * sf counts clusters above its threshold whose maximum exceeds z;
+            # in the body (z at or below the threshold) it counts all rows above z
+            maxima = dnaive.clust(H[:, j], tail.threshold[j], 2)[0]
+            expected = np.sum(maxima > z[j]) if z[j] > tail.threshold[j] else np.sum(H[:, j] > z[j])
+            assert c.observed[i, j] == expected
+    assert np.all(tail.isf(0.1) < tail.threshold) and np.all(tail.isf(0.003) > tail.threshold)
+    assert np.all((0.5 < c.pooled) & (c.pooled < 1.6))
+
+
+def test_calibration_of_a_declustered_model_does_not_split_clusters_at_higher_levels():
+    # [5, 1, 1, 1, 5] with run 2 is one cluster above 0.5 (maximum 5) but two above 2: the model's
+    # rate * sf(z) counts clusters above its threshold with a maximum above z, so 1 for z in (1, 5)
+    ref = np.random.default_rng(3).exponential(size=(3000, 2)) * [1.0, 2.0]
+    tail = ev.fit_tails(ref, ev.Fixed([0.5, 2.0]), decluster=2, progress=False)
+    H = np.zeros((40, 2))
+    H[:5, 0] = H[:5, 1] = [5, 1, 1, 1, 5]
+    H[20:25, 0] = [0.2, 0.3, 0.3, 0.2, 0.1]  # below the threshold 0.5, above the body level
+    q = np.exp(tail.logsf(np.array([[3.0, 3.0]])))[0]  # levels z_q = 3 of each column
+    np.testing.assert_allclose(tail.isf(q[0])[0], 3.0)
+    np.testing.assert_allclose(tail.isf(q[1])[1], 3.0)
+    c = tail.calibration(H, q)
+    assert c.observed[0, 0] == 1  # one cluster above 0.5, maximum 5 > 3 (declustering at 3 found 2)
+    assert c.observed[1, 1] == 2  # two clusters above 2: 5 and 5
+    body = np.exp(tail.logsf(np.array([[0.15, 0.15]])))[0, 0]  # a level in column 0's body
+    z = tail.isf(body)[0]
+    assert z < 0.5
+    assert tail.calibration(H, (body,)).observed[0, 0] == np.sum(H[:, 0] > z)
 
 
 def test_calibration_bad_input():

@@ -20,6 +20,7 @@ import evtools as ev
 from evtools._kernels import return_levels as RK
 from evtools._status import OK
 from evtools.cli import main
+from tests.reference import decluster_naive as dnaive
 from tests.reference import return_level_naive as R
 
 DATA = Path(__file__).parent / "data"
@@ -317,3 +318,29 @@ def test_float32_matrix_gives_the_float64_intervals(rng):
         ra = a.return_level(1e4, method=method, G=G)
         rb = b.return_level(1e4, method=method, G=G.astype(np.float64))
         np.testing.assert_allclose(ra.lower, rb.lower, rtol=1e-12)
+
+
+def _paired_series():
+    """A moving maximum of GPD noise (exceedances come in pairs) and its model declustered with run 2."""
+    e = ev.GPD(1.0, 0.1).rvs(size=4001, random_state=np.random.default_rng(11))
+    x = np.maximum(e[1:], e[:-1])
+    return x, ev.fit_tails(x[:, None], ev.Quantile(0.95), decluster=2, progress=False)
+
+
+def test_profile_of_a_declustered_model_uses_the_cluster_maxima():
+    x, tail = _paired_series()
+    assert tail.n_exceed[0] < tail.n_above[0]
+    u = tail.threshold[0]
+    maxima = dnaive.clust(x, u, 2)[0]
+    assert maxima.size == tail.n_exceed[0]
+    m = 2e4
+    prof = tail.return_level(m, method="profile", G=x[:, None])
+    np.testing.assert_allclose([prof.lower[0], prof.upper[0]],
+                               R.profile_return_interval(maxima, u, x.size, m)[1:], rtol=1e-5)
+    assert prof.lower[0] < prof.estimate[0] < prof.upper[0]
+
+
+def test_profile_of_a_declustered_model_checks_the_clusters():
+    x, tail = _paired_series()
+    with pytest.raises(ev.InvalidInputError, match=r"clusters \(run 2\) above its threshold"):
+        tail.return_level(2e4, method="profile", G=x[::-1, None] * 1.1)

@@ -202,6 +202,34 @@ def test_bad_arguments_raise(rng):
         tail.score(np.full((1, 2), np.nan))
 
 
+@pytest.mark.parametrize("n_thresholds", [2, 10])
+def test_fixed_thresholds_must_match_the_columns_exactly(rng, n_thresholds):
+    # 10 thresholds on 5 columns were silently cut to the first 5 by select (and per block)
+    G = rng.exponential(size=(200, 5))
+    rule = ev.Fixed(np.linspace(0.5, 1.5, n_thresholds))
+    message = f"Fixed has {n_thresholds} thresholds but the matrix has 5 columns"
+    calls = {
+        "select": lambda: rule.select(G),
+        "fit_tails": lambda: ev.fit_tails(G, threshold=rule, progress=False),
+        "fit_tails blocks": lambda: ev.fit_tails(G, threshold=rule, block_size=2, progress=False),
+        "decluster": lambda: ev.fit_tails(G, threshold=rule, decluster=2, progress=False),
+        "SPOT": lambda: ev.SPOT(q=1e-2, level=rule).fit(G),
+        "DSPOT": lambda: ev.DSPOT(depth=3, q=1e-2, level=rule).fit(G),
+        "decluster()": lambda: ev.decluster(G, rule, 2),
+    }
+    try:
+        import dask.array as da
+        calls["dask"] = lambda: ev.fit_tails(da.from_array(G, chunks=(200, 2)), threshold=rule, block_size=2)
+    except ImportError:
+        pass
+    for name, call in calls.items():
+        with pytest.raises(ev.InvalidInputError, match=message):
+            call()
+    u = np.linspace(0.5, 1.5, 5)
+    np.testing.assert_array_equal(ev.Fixed(u).select(G), u)
+    np.testing.assert_array_equal(ev.fit_tails(G, threshold=u, block_size=2, progress=False).threshold, u)
+
+
 def test_topk_on_top_rows_with_n_samples_equals_full_fit(rng):
     G = mixed_matrix(rng, n=2000)
     k = 50
