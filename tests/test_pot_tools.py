@@ -412,8 +412,6 @@ def test_cli_fit_holdout_prints_calibration(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "G.npy"), "-o", str(tmp_path / "z.npz"), "--holdout", "1"]) == 2
 
 
-@pytest.mark.skipif(not hasattr(ev.TailModel, "return_level"),
-                    reason="TailModel.return_level comes with issue 13 items 1-2 (another branch)")
 def test_declustered_return_levels_are_event_based():
     """POT's convention: the m-row return level of a declustered model is isf(1 / m), rate = clusters / row."""
     X = _max_ar(20000, 3, 9)
