@@ -101,13 +101,14 @@ def test_fit_on_top_k_summary(rng, dtype):
 
 
 def test_sorted_rules_use_the_same_kernels(rng):
-    """ForwardStop reads sorted columns; its fit equals the per-column fit at its thresholds."""
+    """ForwardStop reads sorted columns; each column's model equals the reference fit at its threshold."""
     G = messy_matrix(rng, n=600)[:, 5:]
     rule = ev.ForwardStop()
     tail = ev.fit_tails(G, threshold=rule, progress=False)
     np.testing.assert_array_equal(tail.threshold, rule.select(G))
     for j in range(G.shape[1]):
-        np.testing.assert_array_equal(tail.n_exceed[j], np.sum(G[:, j] > tail.threshold[j]))
+        assert tail.n_exceed[j] == np.sum(G[:, j] > tail.threshold[j])
+        assert_column_equals_reference(tail, j, fit_column(G[:, j], ev.Fixed(tail.threshold[j])), G[:, j], "mle")
 
 
 @given(hnp.arrays(np.float64, st.integers(30, 300),
