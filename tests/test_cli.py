@@ -14,6 +14,7 @@ import evtools as ev
 from evtools._io import read_matrix
 from evtools.cli import COMMAND_GROUP, build_parser, discover_commands, main
 from evtools.saliency import load_saliency
+from tests.subprocess_helpers import ENV, run_python
 
 
 @pytest.fixture
@@ -220,13 +221,13 @@ def test_usage_errors_exit_2(capsys):
 def test_module_and_console_script(files):
     tmp, paths, _, _ = files
     res = subprocess.run([sys.executable, "-m", "evtools", "normality", str(paths["G_ref"]), "--tests",
-                          "anderson", "--format", "csv"], capture_output=True, text=True, check=False)
+                          "anderson", "--format", "csv"], capture_output=True, text=True, check=False, env=ENV)
     assert res.returncode == 0, res.stderr
     assert res.stdout.splitlines()[0] == "layer,n_filters,rejected_anderson"
     script = shutil.which("evtools")  # the console script of an installed evtools
     assert script is not None, "evtools is not installed: pip install -e ."
     res = subprocess.run([script, "score", str(tmp / "none.npz"), str(paths["G"])],
-                         capture_output=True, text=True, check=False)
+                         capture_output=True, text=True, check=False, env=ENV)
     assert res.returncode == 1 and res.stderr.startswith("evtools: error:") and "Traceback" not in res.stderr
 
 
@@ -286,5 +287,5 @@ def test_help_and_version_do_not_import_the_adapters():
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules)")
     for argv, torch_loaded in ((["--help"], "False"), (["--version"], "False"), (["fit", "--help"], "False")):
-        out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+        out = run_python(code, *argv, timeout=120)
         assert out.stdout.strip().splitlines()[-1] == torch_loaded, (argv, out.stdout, out.stderr)

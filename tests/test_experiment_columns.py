@@ -2,13 +2,15 @@
 (evtools_torch.filter_index), on a model whose index also names a parametrised layer."""
 import numpy as np
 import pytest
-import torch
-from torch import nn
-from torch.nn.utils import parametrizations
 
-import evtools as ev
-from evtools_torch import filter_gradient_norms, filter_index, implant
-from evtools_torch.experiments import malicious_filter_detection
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'evtools[torch]'")
+
+from torch import nn  # noqa: E402
+from torch.nn.utils import parametrizations  # noqa: E402
+
+import evtools as ev  # noqa: E402
+from evtools_torch import filter_gradient_norms, filter_index, implant  # noqa: E402
+from evtools_torch.experiments import malicious_filter_detection  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

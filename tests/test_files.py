@@ -392,7 +392,7 @@ def test_save_over_the_file_size_limit_keeps_the_old_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["G.npy"] + [f"{k}.npz" for k in kinds])
 
 
-def test_save_refuses_a_directory_ormake_fifo(tmp_path):
+def test_save_refuses_a_directory_or_fifo(tmp_path):
     tail = _savers(tmp_path)["TailModel"]
     (tmp_path / "d.npz").mkdir()
     with pytest.raises(ev.InvalidInputError, match="directory"):

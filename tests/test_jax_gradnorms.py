@@ -317,9 +317,10 @@ def test_iterable_of_batches_and_accumulator():
 # ---- bad input -------------------------------------------------------------------------------
 
 
-def _raises(match, *args, **kwargs):
+def _raises(match, *args, error=ev.InvalidInputError, **kwargs):
+    """``filter_gradient_norms(*args, **kwargs)`` raises ``error`` with a message matching ``match``."""
     kwargs.setdefault("progress", False)
-    with pytest.raises(ev.InvalidInputError, match=match):
+    with pytest.raises(error, match=match):
         filter_gradient_norms(*args, **kwargs)
 
 
@@ -410,10 +411,7 @@ def test_weight_norm_with_one_scale_is_refused_by_name(x64, batched):
     _assert_rows_close(G, _loop(apply_fn, variables, x, y, "l2", index), 1e-9)
 
 
-def _raises_unsupported(match, *args, **kwargs):
-    kwargs.setdefault("progress", False)
-    with pytest.raises(ev.UnsupportedModelError, match=match):
-        filter_gradient_norms(*args, **kwargs)
+_raises_unsupported = functools.partial(_raises, error=ev.UnsupportedModelError)
 
 
 class NnxNormed(nnx.Module):

@@ -9,11 +9,11 @@ import evtools as ev
 from evtools import InvalidInputError
 from evtools.report import load_results, save_results
 from evtools.results import SCHEMA_VERSION, validate_results
-from tests.test_report import _fake_results
+from tests.reference.fake_results import fake_results
 
 
 def test_the_report_fixture_and_its_json_round_trip_validate(tmp_path):
-    results = _fake_results()
+    results = fake_results()
     assert validate_results(results) is results
     save_results(results, tmp_path / "r.json")
     validate_results(load_results(tmp_path / "r.json"))  # NaN came back as None
@@ -37,7 +37,7 @@ def test_sections_written_by_the_experiments_validate():
 
 
 def _damaged(change):
-    results = copy.deepcopy(_fake_results())
+    results = copy.deepcopy(fake_results())
     change(results)
     return results
 
@@ -83,7 +83,7 @@ def test_damaged_results_are_refused_by_the_key(change, message):
 
 
 def test_keys_the_report_does_not_read_are_kept():
-    results = _fake_results()
+    results = fake_results()
     results["repair"]["notes"] = object()
     validate_results(results)
     with pytest.raises(InvalidInputError, match="must be a dict"):

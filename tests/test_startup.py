@@ -2,23 +2,19 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import evtools as ev
+from tests.subprocess_helpers import ROOT, run_python
 
-ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("scipy.stats", "statsmodels", "matplotlib", "dask", "numba", "evtools.tails", "evtools._kernels.tails")
 
 
-def run_python(code, env=None, cwd=None):
-    env = {**os.environ, **(env or {})}
-    env["PYTHONPATH"] = os.pathsep.join([str(cwd or ROOT), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=cwd or ROOT)
+def stdout_of(code, env=None, cwd=None):
+    """The output of ``code`` run by ``subprocess_helpers.run_python``, which must succeed."""
+    out = run_python(code, env=env, cwd=cwd, timeout=600)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -26,7 +22,7 @@ def run_python(code, env=None, cwd=None):
 def test_import_loads_nothing_heavy():
     code = ("import sys, json, evtools\n"
             f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
-    assert json.loads(run_python(code)) == []
+    assert json.loads(stdout_of(code)) == []
 
 
 def test_public_names_resolve_and_are_listed():
@@ -35,7 +31,7 @@ def test_public_names_resolve_and_are_listed():
             "missing = [n for n in names if n not in dir(ev)]\n"
             "from evtools import fit_tails, GPD, perturb\n"
             "print(json.dumps([missing, [type(getattr(ev, n)).__name__ for n in names]]))")
-    missing, kinds = json.loads(run_python(code))
+    missing, kinds = json.loads(stdout_of(code))
     assert missing == []
     assert "NoneType" not in kinds
     assert ev.fit_tails.__module__ == "evtools.tails"
@@ -82,8 +78,8 @@ def test_numba_cache_for_a_read_only_install(tmp_path):
             "s = K.order_block.stats\n"
             "print(json.dumps([s.cache_path, len(s.cache_hits), len(s.cache_misses)]))")
     try:
-        first = json.loads(run_python(code, env, cwd=site))
-        second = json.loads(run_python(code, env, cwd=site))
+        first = json.loads(stdout_of(code, env, cwd=site))
+        second = json.loads(stdout_of(code, env, cwd=site))
     finally:
         for path in [site, *site.rglob("*")]:
             path.chmod(0o755)
@@ -101,4 +97,4 @@ def test_a_fit_compiles_only_its_own_estimator(tmp_path):
             "G = np.random.default_rng(0).exponential(size=(300, 4)).astype(np.float32)\n"
             "ev.fit_tails(G, method='pwm', progress=False)\n"
             "print(*(len(f.signatures) for f in (gpd.pwm_fit, gpd.mle_fit, return_levels.relative_cov)))")
-    assert run_python(code, {"NUMBA_CACHE_DIR": str(tmp_path)}).split() == ["1", "0", "0"]
+    assert stdout_of(code, {"NUMBA_CACHE_DIR": str(tmp_path)}).split() == ["1", "0", "0"]

@@ -6,12 +6,13 @@ works; the mechanics of ``repair``, ``implant`` and ``filter_score_fn`` are unit
 """
 import numpy as np
 import pytest
-import torch
 
-import evtools as ev
-from evtools.perturb import occlusion
-from evtools_torch import filter_gradient_norms, filter_score_fn, implant, random_ranking, repair
-from evtools_torch.demo import DemoConfig
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install 'evtools[torch]'")
+
+import evtools as ev  # noqa: E402
+from evtools.perturb import occlusion  # noqa: E402
+from evtools_torch import filter_gradient_norms, filter_score_fn, implant, random_ranking, repair  # noqa: E402
+from evtools_torch.demo import DemoConfig  # noqa: E402
 
 K = 25
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]

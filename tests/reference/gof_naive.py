@@ -11,6 +11,8 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
+from tests.reference import return_level_naive as R
+
 
 def gpd_cdf(y, sigma, xi):
     """GPD cdf via scipy (scipy's shape ``c`` is evtools' ``xi``)."""
@@ -162,22 +164,9 @@ def mean_excess_naive(x, thresholds):
     return me, n
 
 
-def gpd_wald_naive(y, sigma, xi, u, h=1e-4):
+def gpd_wald_naive(y, sigma, xi, u):
     """Standard errors of xi and of sigma* = sigma - xi u from a finite-difference
-    Hessian of scipy's GPD log-likelihood at (sigma, xi)."""
-
-    def loglik(p):
-        return np.sum(stats.genpareto.logpdf(y, p[1], loc=0.0, scale=p[0]))
-
-    p0 = np.array([sigma, xi])
-    steps = h * np.array([sigma, 1.0])
-    hess = np.empty((2, 2))
-    for a in range(2):
-        for b in range(2):
-            ea = np.eye(2)[a] * steps[a]
-            eb = np.eye(2)[b] * steps[b]
-            hess[a, b] = (loglik(p0 + ea + eb) - loglik(p0 + ea - eb) - loglik(p0 - ea + eb)
-                          + loglik(p0 - ea - eb)) / (4 * steps[a] * steps[b])
-    cov = np.linalg.inv(-hess)
+    Hessian of scipy's GPD log-likelihood at (sigma, xi) (return_level_naive's)."""
+    cov = np.linalg.inv(R.hessian(lambda p: R.nll(p, y), [sigma, xi]))
     grad = np.array([1.0, -u])
     return math.sqrt(cov[1, 1]), math.sqrt(grad @ cov @ grad)

@@ -70,6 +70,10 @@ def zhang(x):
     return k_hat / theta_hat, -k_hat
 
 
+ESTIMATORS = {"pwm": pwm, "pwmb": pwmb, "mom": mom, "zhang": zhang}
+"""The closed-form estimators by ``method`` name: ``x -> (sigma, xi)`` (the MLE: :func:`mle_bruteforce`)."""
+
+
 def loglik(x, sigma, xi):
     """GPD log-likelihood written straight from the density."""
     x = np.asarray(x, dtype=float)

@@ -13,29 +13,49 @@ import evtools as ev
 from evtools._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 
 
-def threshold_of(x, rule):
+def threshold_of(x, rule, n_total=None, position=None):
+    """The threshold of ``rule`` on the column ``x`` (float64).
+
+    ``Quantile`` by ``np.quantile``, ``TopK`` as an order statistic and ``Fixed`` as given; with
+    ``position = (rank, frac)`` instead the order statistic ``rank`` of ``n_total`` (``x`` its
+    largest values) plus ``frac`` of the gap to the next, as a float64 sum (bit for bit).
+    """
+    if position is not None:
+        s = np.sort(x)
+        rank, frac = position
+        lo = s[rank - (n_total - len(s))]
+        return lo if frac == 0.0 else lo + frac * (s[rank - (n_total - len(s)) + 1] - lo)
+    if isinstance(rule, ev.Fixed):
+        return float(rule.threshold)
     if isinstance(rule, ev.Quantile):
         return float(np.quantile(x, rule.q))
     s = np.sort(x)
     return float(s[len(s) - rule.k - 1])
 
 
-def midp_sf(x, v):
-    return (np.sum(x > v) + 0.5 * np.sum(x == v)) / len(x)
+def midp_sf(x, v, n_total=None):
+    """(#(x > v) + #(x == v) / 2) / n_total (default len(x))."""
+    return (np.sum(x > v) + 0.5 * np.sum(x == v)) / (len(x) if n_total is None else n_total)
 
 
-def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64):
-    """Everything fit_tails stores for one column, as a dict."""
+def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64, n_total=None, position=None):
+    """Everything fit_tails stores for one column, as a dict.
+
+    ``x`` is the column, or its largest values when ``n_total`` (the column's length) is larger;
+    ``position``: see :func:`threshold_of`. The GPD fit (``sigma, xi, loglik, status``) is the
+    single-sample ``ev.gpd_fit``'s, or the exponential with the mean excess where that fails.
+    """
     x = np.asarray(x, dtype=np.float64)
-    n = len(x)
+    n = len(x) if n_total is None else n_total
+    first = n - len(x)  # rank of the smallest value in x
     s = np.sort(x)
-    t = threshold_of(x, rule)
+    t = threshold_of(x, rule, n, position)
     y = np.sort(x[x > t] - t)
     k = len(y)
     out = {"threshold": t, "n_exceed": k}
     if k == 0:
-        out.update(sigma=np.inf, xi=0.0, status=CONSTANT,
-                   mass=min(1.0 / (n + 1), midp_sf(x, t)))
+        out.update(sigma=np.inf, xi=0.0, loglik=np.nan, status=CONSTANT,
+                   mass=min(1.0 / (n + 1), midp_sf(x, t, n)))
     else:
         status = TOO_FEW
         if k >= min_exceed:
@@ -46,11 +66,14 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64):
         else:
             out.update(sigma=y.mean(), xi=0.0, loglik=-k * math.log(y.mean()) - k)
         out.update(status=status, mass=k / n)
-    r_top = n - k - 1
-    ranks = [(i * r_top) // (n_knots - 1) for i in range(n_knots)] if r_top >= 0 else []
-    kx = [s[r] for r in ranks] + [t]
-    ks = [midp_sf(x, s[r]) for r in ranks] + [midp_sf(x, t)]
-    out["knots"] = (np.array(kx), np.array(ks))
+    r_top = n - k - 1  # the largest value not above t; knots at ranks first..r_top
+    if r_top >= first:
+        ranks = [first + (i * (r_top - first)) // (n_knots - 1) for i in range(n_knots)]
+        kx = [s[r - first] for r in ranks]
+        ks = [midp_sf(x, v, n) for v in kx]
+    else:  # every kept value exceeds t
+        kx, ks = [t] * n_knots, [1.0] * n_knots
+    out["knots"] = (np.array(kx + [t]), np.array(ks + [midp_sf(x, t, n)]))
     return out
 
 
