@@ -4,11 +4,8 @@ Published figures (Coles 2001, rain data at u = 30), a scipy reference kept in
 tests/reference/return_level_naive.py, a plain numpy delta method for the
 kernel, and coverage by simulation.
 """
-import gzip
-import hashlib
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,17 +19,15 @@ from evtools._status import OK
 from evtools.cli import main
 from tests.reference import decluster_naive as dnaive
 from tests.reference import return_level_naive as R
+from tests.reference.published import load_published
 
-DATA = Path(__file__).parent / "data"
 RAIN_DAYS = 17531  # days in ismev's `rain` (1914-1962)
 RAIN_SHA256 = "2411d4d4dd4dfecfbf2814477804577cf328499a42c17cd6a7c05a8e96383aff"  # of the copied source text
 
 
 def load_rain():
     """The full `rain` series (mm, one value a day) from tests/data/rain.csv.gz, checked against its source."""
-    with gzip.open(DATA / "rain.csv.gz", "rt") as f:
-        text = "".join(line for line in f if not line.startswith("#"))
-    assert len(text) == 53535 and hashlib.sha256(text.encode()).hexdigest() == RAIN_SHA256
+    text = load_published("rain.csv.gz", 53535, RAIN_SHA256)
     header, *values = text.splitlines()
     assert header == '"x"'
     return np.array(values, dtype=float)

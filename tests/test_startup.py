@@ -40,7 +40,7 @@ def test_public_names_resolve_and_are_listed():
 def test_submodules_are_attributes_of_a_fresh_import():
     code = ("import json, evtools as ev\n"
             "print(json.dumps([ev.gpd.__name__, ev.tails.__name__, ev.perturb.__name__]))")
-    assert json.loads(run_python(code)) == ["evtools.gpd", "evtools.tails", "evtools.perturb"]
+    assert json.loads(stdout_of(code)) == ["evtools.gpd", "evtools.tails", "evtools.perturb"]
 
 
 def test_unknown_name_is_an_attribute_error():
