@@ -744,3 +744,44 @@ def test_parametrised_layer_inside_a_checkpoint():
     ref = parameter_gradient_norms_loop(model, x, y, columns, "l2")
     G, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="hooks", progress=False)
     _assert_exact(G, ref)
+
+
+# ---- forward passes that mix samples ---------------------------------------------------------------
+
+
+def _batch_statistics_model(norm):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), norm, nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 3))
+    model(torch.randn(2, 3, 8, 8))  # materialises a lazy module
+    return model.double()
+
+
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.SyncBatchNorm, nn.LazyBatchNorm2d])
+def test_batchnorm_on_batch_statistics_takes_the_func_route_or_is_refused(norm):
+    """track_running_stats=False: BatchNorm uses the batch's statistics in eval mode too; rows are the loop's."""
+    model = _batch_statistics_model(norm(4, track_running_stats=False) if norm is not nn.LazyBatchNorm2d
+                                    else norm(track_running_stats=False))
+    x, y = torch.randn(6, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    ref = filter_gradient_norms_loop(model, x, y, "l2")
+    G, _ = filter_gradient_norms(model, (x, y), reduction="l2", batch_size=4, progress=False)
+    _assert_rows_close(G, ref, 1e-9)
+    G_one, _ = filter_gradient_norms(model, (x, y), reduction="l2", batch_size=1, progress=False)
+    _assert_rows_close(G_one, ref, 1e-9)
+    _refused(rf"{type(model[1]).__name__} '1'.*batch's statistics.*method='func'.*track_running_stats=True",
+             model, x, y, method="hooks")
+    model[1].track_running_stats = True  # running statistics: per-sample again, the hooks route
+    model[1].running_mean, model[1].running_var = torch.zeros(4).double(), torch.ones(4).double()
+    G_hooks, _ = filter_gradient_norms(model, (x, y), method="hooks", progress=False)
+    _assert_rows_close(G_hooks, filter_gradient_norms_loop(model, x, y), 1e-9)
+
+
+def test_batchnorm_that_cannot_normalise_one_sample_is_refused():
+    """BatchNorm1d on (n, C) without running statistics: one sample alone cannot be normalised (the loop fails)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.Flatten(), nn.Linear(12, 6),
+                          nn.BatchNorm1d(6, track_running_stats=False), nn.Linear(6, 3)).double()
+    x, y = torch.randn(4, 2, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        filter_gradient_norms_loop(model, x, y)
+    _refused(r"layers '0'.*BatchNorm1d '3'.*batch's statistics.*track_running_stats=True", model, x, y)

@@ -70,7 +70,11 @@ def filter_gradient_norms(
     model : torch.nn.Module
         Run in eval mode (BatchNorm on running statistics, dropout off), so
         that each row depends on its own input only; every module's mode is
-        restored afterwards.
+        restored afterwards. A BatchNorm without running statistics
+        (``track_running_stats=False``) normalises with the batch's
+        statistics even then: every column then takes the ``"func"`` route
+        (each sample alone), and ``method="hooks"`` refuses. Other operations
+        that mix samples in the forward pass are not detected.
     data : (Tensor, Tensor) or iterable of (Tensor, Tensor)
         One ``(inputs, targets)`` pair, or an iterable of such batches (a
         ``DataLoader``). ``inputs``: shape (n, ...); ``targets``: shape (n, ...).
@@ -117,7 +121,7 @@ def filter_gradient_norms(
         cost); ``"auto"``: hooks, and the fallback for exactly the parameters
         the hooks cannot handle (a custom ``forward``, a weight shared between
         layers or also used outside its module, a parametrised transposed
-        convolution). See docs/guide.md, "What counts as a filter".
+        convolution; all of them for a BatchNorm on batch statistics). See docs/guide.md, "What counts as a filter".
     resume : bool
         Only with ``out`` a path. The file keeps its finished rows when a run
         stops (killed, interrupted, an error): its header always counts them,
