@@ -469,6 +469,8 @@ class Pair(nn.Module):
 
     def forward(self, x):
         h = torch.tanh(self.a(x))
+        if self.mode == "functional_input":  # a's weight again, on a constant input
+            h = h + nn.functional.conv2d(x * 2, self.a.weight, padding=1)
         if self.mode == "functional":
             h = h + nn.functional.conv_transpose2d(torch.tanh(h), self.a.weight, padding=1).mean(1, keepdim=True)
         if self.mode == "no_grad":
@@ -482,7 +484,10 @@ class Pair(nn.Module):
             out = checkpoint(self.b, h, use_reentrant=True)
         else:
             out = self.b(h)
-        return self.fc(torch.tanh(out).mean(tuple(range(2, out.ndim))))
+        logits = self.fc(torch.tanh(out).mean(tuple(range(2, out.ndim))))
+        if self.mode == "penalty":  # a regulariser on a's weight in the outputs
+            logits = logits * (1 + self.a.weight.pow(2).mean())
+        return logits
 
 
 def _transposed(dims):
@@ -785,3 +790,56 @@ def test_batchnorm_that_cannot_normalise_one_sample_is_refused():
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         filter_gradient_norms_loop(model, x, y)
     _refused(r"layers '0'.*BatchNorm1d '3'.*batch's statistics.*track_running_stats=True", model, x, y)
+
+
+@pytest.mark.parametrize("mode", ["functional", "functional_input", "penalty"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_weight_also_used_outside_its_module_frozen_or_not(mode, frozen):
+    """Other uses of a hooked weight are found even when it is frozen (they record no graph of their own)."""
+    torch.manual_seed(0)
+    model = Pair(mode=mode).double()
+    x, y = torch.randn(4, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    ref = parameter_gradient_norms_loop(model, x, y, [("a.weight", model.a), ("b.weight", model.b)], "l2")
+    model.requires_grad_(not frozen)
+    G, _ = filter_gradient_norms(model, (x, y), reduction="l2", progress=False)
+    _assert_exact(G, ref)
+    G_func, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="func", progress=False)
+    _assert_exact(G_func, ref)
+    _refused(r"layer 'a'.*also used", model, x, y, method="hooks")
+    assert all(p.requires_grad is not frozen and p.grad is None for p in model.parameters())
+
+
+def test_autocast_copy_of_a_weight_used_outside_its_module_is_caught():
+    """Autocast casts a weight once for all its uses: a use of that copy by another operation is found."""
+    class MatmulPenalty(Pair):
+        def forward(self, x):
+            logits = super().forward(x)
+            return logits * (1 + torch.matmul(self.a.weight, self.a.weight).float().mean())
+
+    torch.manual_seed(0)
+    model = MatmulPenalty()
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    for frozen in (False, True):
+        model.requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ref = filter_gradient_norms_loop(model, x, y)
+            model.requires_grad_(not frozen)
+            _refused(r"layer 'a'.*autocast copy is also used", model, x, y, method="hooks")
+            G, _ = filter_gradient_norms(model, (x, y), progress=False)  # auto: the torch.func route for 'a'
+        assert np.abs(G - ref).max() <= 1e-2 * np.abs(ref).max()
+
+
+def test_frozen_model_under_autocast_leaves_no_stale_cast_behind():
+    """The hooks make frozen weights require gradients for a pass; autocast's cached casts of them are dropped."""
+    model, x, y = _case("2d", dtype=torch.float32)
+    model.requires_grad_(False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        G, _ = filter_gradient_norms(model, (x, y), method="hooks", progress=False)
+        with torch.no_grad():
+            model.stem.weight.mul_(3)
+        model.requires_grad_(True)
+        after = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fresh = model(x)
+    torch.testing.assert_close(after, fresh, rtol=0, atol=0)
+    assert G.max() > 0

@@ -179,7 +179,9 @@ def filter_gradient_norms(
     times in one forward pass gets the norm of the sum of its per-call
     gradients; calls under ``torch.no_grad()`` add nothing. After each forward
     pass the autograd graph is checked so that every use of a hooked parameter
-    is one of its module's recorded calls. ``torch.compile``d modules run
+    is one of its module's recorded calls; so that a frozen parameter's uses
+    show in the graph too, it requires gradients during the forward pass
+    (its flag is restored afterwards, and its ``.grad`` stays untouched). ``torch.compile``d modules run
     uncompiled (``_orig_mod``). Hooks are removed even when an error is raised.
 
     Examples
@@ -357,11 +359,13 @@ class _Recorder:
     use of a hooked parameter must be a recorded call of its own module that
     received the parameter itself (or, for a transformed weight, the
     transform's output, checked equal, computed from the parameters in a
-    subgraph used by nothing else). A parameter used anywhere else (another
-    module, a functional call, a custom forward, compiled code) moves to the
-    ``torch.func`` route (``method="auto"``) or is refused (``"hooks"``). After
-    the backward pass every recorded call that reaches the loss must have
-    delivered its output gradient.
+    subgraph used by nothing else). Frozen hooked parameters require
+    gradients during the forward pass, so that each of their uses leaves an
+    edge in the graph. A parameter used anywhere else (another module, a
+    functional call, a custom forward, compiled code, another operation on
+    its autocast copy) moves to the ``torch.func`` route (``method="auto"``)
+    or is refused (``"hooks"``). After the backward pass every recorded call
+    that reaches the loss must have delivered its output gradient.
     """
 
     def __init__(self, sources, reduction, l2_method, dtype, method):
@@ -401,9 +405,12 @@ class _Recorder:
         hooked = [layer for layer in self.layers if layer.hooked]
         for layer in self.layers:
             layer.reset()
+        frozen = [s.param for s in self.sources if s.route == "hooks" and not s.param.requires_grad]
         try:
             if hooked:
                 self.anchor = torch.zeros((), device=inputs.device, requires_grad=True)
+                for param in frozen:  # every use of a hooked parameter leaves an edge in the graph for the audit
+                    param.requires_grad_(True)
                 outputs = model(inputs)
                 ran = any(layer.calls for layer in hooked)
                 losses = _per_sample_loss(outputs, targets, loss, n, first_row, need_grad=ran)
@@ -433,6 +440,10 @@ class _Recorder:
                 )
             return block.cpu()
         finally:
+            for param in frozen:
+                param.requires_grad_(False)
+            if frozen:  # autocast cached casts of them while they required gradients: stale if unfrozen later
+                torch.clear_autocast_cache()
             self.anchor = None
             self.quiet = False
             self.result = None
@@ -445,7 +456,7 @@ class _Recorder:
     def _audit(self, losses):
         """Walk the losses' autograd graph; move (or refuse) parameters used outside their recorded calls."""
         owner, keep = {}, []  # keep: the nodes' Python wrappers stay alive, so that ids are not reused
-        by_param, weight_nodes = {}, {}
+        by_param, weight_nodes, copies = {}, {}, {}
         for layer in self.layers:
             if not layer.hooked:
                 continue
@@ -454,7 +465,7 @@ class _Recorder:
                 owner[id(node)] = layer
                 edge = node.next_functions[1][0] if node.name().startswith("ConvolutionBackward") else None
                 if edge is not None and edge.name() == "ToCopyBackward0":  # the weight cast by autocast
-                    owner[id(edge)] = layer
+                    owner[id(edge)] = copies[id(edge)] = layer
                     keep.append(edge)
             if layer.transform is not None:
                 self._audit_transform(layer, weight_nodes, keep)
@@ -488,6 +499,10 @@ class _Recorder:
                             self._not_hookable(other, f"its weight is also used outside its own calls (by "
                                                       f"{node.name()})")
                 else:
+                    mine = copies.get(id(child))  # autocast caches one copy of a parameter for all its uses
+                    if mine is not None and owner.get(id(node)) is not mine:
+                        self._not_hookable(mine, f"its weight's autocast copy is also used outside its own calls "
+                                                 f"(by {node.name()})")
                     stack.append(child)
 
     def _audit_transform(self, layer, weight_nodes, keep):
@@ -516,13 +531,7 @@ class _Recorder:
     @staticmethod
     def _received_parameter(node, param):
         """Whether a recorded call's convolution received ``param`` (itself, or its autocast copy)."""
-        weight = _weight_of(node)
-        if weight is param:
-            return True
-        if weight is None and node.next_functions[1][0] is None and node.name().startswith("ConvolutionBackward"):
-            saved = node._saved_weight  # a frozen weight: autocast's copy has another dtype, same values
-            return saved.dtype != param.dtype and torch.equal(saved, param.to(saved.dtype))
-        return False
+        return _weight_of(node) is param
 
     def _not_hookable(self, layer, reason):
         source = layer.source
@@ -610,9 +619,7 @@ def _weight_of(node):
     if not node.name().startswith("ConvolutionBackward"):
         return None
     child = node.next_functions[1][0]
-    if child is None:  # a weight that does not require gradients: read the saved tensor
-        return node._saved_weight
-    if child.name() == "ToCopyBackward0":  # autocast's copy of the weight
+    if child is not None and child.name() == "ToCopyBackward0":  # autocast's copy of the weight
         child = child.next_functions[0][0]
     return child.variable if child is not None and child.name() == "torch::autograd::AccumulateGrad" else None
 
