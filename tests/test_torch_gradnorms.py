@@ -843,3 +843,19 @@ def test_frozen_model_under_autocast_leaves_no_stale_cast_behind():
         fresh = model(x)
     torch.testing.assert_close(after, fresh, rtol=0, atol=0)
     assert G.max() > 0
+
+
+def test_float64_rows_when_any_selected_parameter_is_float64():
+    """Output dtype from all selected parameters, not the first: a float64 layer after a float32 one."""
+    class Mixed(Pair):
+        def forward(self, x):
+            return self.fc(torch.tanh(self.b(torch.tanh(self.a(x)).double())).mean((2, 3)))
+
+    torch.manual_seed(0)
+    model = Mixed()
+    model.b.double(), model.fc.double()
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    ref = filter_gradient_norms_loop(model, x, y)
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)
+    assert G.dtype == np.float64
+    _assert_rows_close(G, ref, 1e-5)  # 'a' is float32 (its input too, batched here, alone in the loop)

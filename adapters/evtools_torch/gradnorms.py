@@ -146,7 +146,7 @@ def filter_gradient_norms(
     Returns
     -------
     G : ndarray or numpy.memmap, shape (n_samples, n_filters), or the ``out`` accumulator
-        float64 for a float64 model, else float32. Rows follow ``data``'s order.
+        float64 when a selected parameter is float64, else float32. Rows follow ``data``'s order.
     index : evtools.FilterIndex
         Per column: the parameter's name without a trailing ``".weight"``
         (so the module name for a plain convolution; e.g.
@@ -207,7 +207,7 @@ def filter_gradient_norms(
         [s.layer for s in sources], [s.n_filters for s in sources], [s.n_weights for s in sources]
     )
     device, move = _check_device(sources, device)
-    dtype = np.float64 if sources[0].param.dtype == torch.float64 else np.float32
+    dtype = np.float64 if any(s.param.dtype == torch.float64 for s in sources) else np.float32
     batches, total = batch_iterator(data, lambda v: isinstance(v, torch.Tensor), "tensors")
     sink = row_sink(out, len(index), dtype, resume=resume)
     modes = [(module, module.training) for module in model.modules()]
