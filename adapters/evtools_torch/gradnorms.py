@@ -18,17 +18,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evtools import FilterIndex
 from evtools.adapter import (
+    FilterIndex,
     InvalidInputError,
     UnsupportedModelError,
     batch_iterator,
     check_pair,
+    check_reduction,
     finished_in_batch,
+    positive_int,
     progress_bar,
     row_sink,
 )
-from evtools.filters import check_reduction
 
 from ._func import func_filter_norms
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
@@ -194,8 +195,7 @@ def filter_gradient_norms(
     check_reduction(reduction)
     if l2_method not in L2_METHODS:
         raise InvalidInputError(f"l2_method must be one of {L2_METHODS}, got {l2_method!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size")
     if loss is not None and not callable(loss):
         raise InvalidInputError(f"loss must be callable as loss(outputs, targets), got {type(loss).__name__}")
     if not isinstance(tf32, bool):
