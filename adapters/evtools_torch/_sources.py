@@ -26,7 +26,7 @@ from torch.func import functional_call
 from torch.nn.utils import parametrize, prune
 from torch.nn.utils.weight_norm import WeightNorm
 
-from evtools.adapter import InvalidInputError, UnsupportedModelError
+from evtools.adapter import FilterIndex, InvalidInputError, UnsupportedModelError
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 TRANSPOSED_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -241,6 +241,13 @@ def batch_statistics(model):
             return (f"{type(module).__name__} {name!r} normalises with the batch's statistics even in eval mode "
                     "(track_running_stats=False)")
     return None
+
+
+def index_of(sources):
+    """The :class:`evtools.FilterIndex` of the columns of ``sources`` (from :func:`sources_of`), in order."""
+    return FilterIndex.from_layers(
+        [s.layer for s in sources], [s.n_filters for s in sources], [s.n_weights for s in sources]
+    )
 
 
 def _weight_parameters(name, module):

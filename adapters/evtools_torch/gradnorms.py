@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from evtools.adapter import (
-    FilterIndex,
     InvalidInputError,
     UnsupportedModelError,
     batch_iterator,
@@ -34,7 +33,7 @@ from evtools.adapter import (
 from ._func import func_filter_norms
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
 from ._precision import full_float32
-from ._sources import select_convolutions, sources_of, unwrap_compiled
+from ._sources import index_of, select_convolutions, sources_of, unwrap_compiled
 
 
 def filter_gradient_norms(
@@ -203,9 +202,7 @@ def filter_gradient_norms(
 
     convs = select_convolutions(model, layers)
     sources = sources_of(model, convs, method)
-    index = FilterIndex.from_layers(
-        [s.layer for s in sources], [s.n_filters for s in sources], [s.n_weights for s in sources]
-    )
+    index = index_of(sources)
     device, move = _check_device(sources, device)
     dtype = np.float64 if any(s.param.dtype == torch.float64 for s in sources) else np.float32
     batches, total = batch_iterator(data, lambda v: isinstance(v, torch.Tensor), "tensors")
