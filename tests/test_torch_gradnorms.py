@@ -859,3 +859,21 @@ def test_float64_rows_when_any_selected_parameter_is_float64():
     G, _ = filter_gradient_norms(model, (x, y), progress=False)
     assert G.dtype == np.float64
     _assert_rows_close(G, ref, 1e-5)  # 'a' is float32 (its input too, batched here, alone in the loop)
+
+
+def test_experiment_gradients_of_a_float64_model():
+    """experiments.reference/error_gradients give arrays in the model's dtype (a float64 model failed)."""
+    from evtools_torch import experiments
+
+    model, x, _ = _case("2d", n=8)
+    with torch.no_grad():
+        y = model.eval()(x.float().double()).argmax(1)
+    y[4:] = (y[4:] + 1) % 5  # four errors
+    _, index = filter_gradient_norms(model, (x, y), progress=False)
+    G_err, index_err, rows, _ = experiments.error_gradients(model, x.float().numpy(), y.numpy(), progress=False)
+    G_ref, _, correct = experiments.reference_gradients(model, x.float().numpy(), y.numpy(), progress=False)
+    assert G_err.dtype == np.float64 and index_err == index and list(rows) == [4, 5, 6, 7] and correct.size == 4
+    x32 = x.float().double()  # the float32 numpy images, in the model's dtype
+    for got, which in ((G_err, rows), (G_ref, correct)):
+        expected, _ = filter_gradient_norms(model, (x32[which], y[which]), progress=False)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
