@@ -877,3 +877,33 @@ def test_experiment_gradients_of_a_float64_model():
     for got, which in ((G_err, rows), (G_ref, correct)):
         expected, _ = filter_gradient_norms(model, (x32[which], y[which]), progress=False)
         np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_a_custom_function_named_like_compiled_code_is_not_taken_for_it():
+    """Compiled code is recognised by its autograd node, not by 'Compiled' anywhere in a message."""
+    class NotCompiledScale(torch.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(w):
+            return w * 2
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            pass
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    class Penalised(Pair):
+        def forward(self, x):
+            return super().forward(x) * (1 + NotCompiledScale.apply(self.a.weight).pow(2).mean())
+
+    torch.manual_seed(0)
+    model = Penalised().double()
+    x, y = torch.randn(3, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
+    ref = parameter_gradient_norms_loop(model, x, y, [("a.weight", model.a), ("b.weight", model.b)])
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)  # auto: the torch.func route for 'a'
+    _assert_exact(G, ref)
+    _refused(r"layer 'a'.*also used outside its own calls \(by NotCompiledScaleBackward", model, x, y, method="hooks")

@@ -494,12 +494,12 @@ class _Recorder:
                         mine = owner if other.transform is None else weight_nodes
                         if mine.get(id(node)) is not other:
                             self._not_hookable(other, f"its weight is also used outside its own calls (by "
-                                                      f"{node.name()})")
+                                                      f"{node.name()})", compiled=_compiled(node))
                 else:
                     mine = copies.get(id(child))  # autocast caches one copy of a parameter for all its uses
                     if mine is not None and owner.get(id(node)) is not mine:
                         self._not_hookable(mine, f"its weight's autocast copy is also used outside its own calls "
-                                                 f"(by {node.name()})")
+                                                 f"(by {node.name()})", compiled=_compiled(node))
                     stack.append(child)
 
     def _audit_transform(self, layer, weight_nodes, keep):
@@ -530,9 +530,10 @@ class _Recorder:
         """Whether a recorded call's convolution received ``param`` (itself, or its autocast copy)."""
         return _weight_of(node) is param
 
-    def _not_hookable(self, layer, reason):
+    def _not_hookable(self, layer, reason, compiled=False):
+        """Move ``layer``'s sources to the torch.func route, or refuse (``method="hooks"``, or ``compiled`` code)."""
         source = layer.source
-        if "Compiled" in reason:
+        if compiled:
             raise UnsupportedModelError(
                 f"layer {layer.name!r}: compiled code (torch.compile) uses its weight, and compiled graphs "
                 "bypass the hooks; pass the uncompiled model, or compile whole modules with torch.compile(module) "
@@ -609,6 +610,11 @@ class _Recorder:
 
     def _store(self, layer, norms):
         self.result[:, layer.columns] = norms.to(self.result.device)
+
+
+def _compiled(node):
+    """Whether an autograd node is the backward of a ``torch.compile``d graph (AOTAutograd's node)."""
+    return node.name().startswith("CompiledFunction")
 
 
 def _weight_of(node):
