@@ -121,7 +121,8 @@ def filter_gradient_norms(
         cost); ``"auto"``: hooks, and the fallback for exactly the parameters
         the hooks cannot handle (a custom ``forward``, a weight shared between
         layers or also used outside its module, a parametrised transposed
-        convolution; all of them for a BatchNorm on batch statistics). See docs/guide.md, "What counts as a filter".
+        convolution; all of them for a BatchNorm on batch statistics). See
+        docs/guide.md, "What counts as a filter".
     resume : bool
         Only with ``out`` a path. The file keeps its finished rows when a run
         stops (killed, interrupted, an error): its header always counts them,
@@ -188,8 +189,9 @@ def filter_gradient_norms(
     pass the autograd graph is checked so that every use of a hooked parameter
     is one of its module's recorded calls; so that a frozen parameter's uses
     show in the graph too, it requires gradients during the forward pass
-    (its flag is restored afterwards, and its ``.grad`` stays untouched). ``torch.compile``d modules run
-    uncompiled (``_orig_mod``). Hooks are removed even when an error is raised.
+    (its flag is restored afterwards, and its ``.grad`` stays untouched).
+    ``torch.compile``d modules run uncompiled (``_orig_mod``). Hooks are
+    removed even when an error is raised.
 
     Examples
     --------
