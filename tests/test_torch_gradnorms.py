@@ -907,3 +907,16 @@ def test_a_custom_function_named_like_compiled_code_is_not_taken_for_it():
     G, _ = filter_gradient_norms(model, (x, y), progress=False)  # auto: the torch.func route for 'a'
     _assert_exact(G, ref)
     _refused(r"layer 'a'.*also used outside its own calls \(by NotCompiledScaleBackward", model, x, y, method="hooks")
+
+
+def test_frozen_flags_restored_after_an_error():
+    """Frozen weights require gradients during the hooks' forward pass only, also when the batch fails."""
+    model, x, y = _case("2d", n=4)
+    model.requires_grad_(False)
+    model.stem.weight.requires_grad_(True)
+    _raises("out of range", model, (x, y + 100))  # raised after the forward pass
+    x_nan = x.clone()
+    x_nan[1] = float("nan")
+    _raises("loss of sample 1 is nan", model, (x_nan, y))
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["stem.weight"]
+    assert all(p.grad is None for p in model.parameters())
