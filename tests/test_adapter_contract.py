@@ -259,5 +259,7 @@ def test_other_bad_input_raises(adapter):
     _raises(adapter, "no samples", model, [])
     _raises(adapter, "reduction must be one of", model, (x, y), reduction="max")
     _raises(adapter, "batch_size", model, (x, y), batch_size=0)
+    for bad in (True, 2.0, "2"):
+        _raises(adapter, f"batch_size must be a positive integer, got {bad!r}", model, (x, y), batch_size=bad)
     _raises(adapter, "out must be", model, (x, y), out=3)
     _raises(adapter, "tf32 must be True or False", model, (x, y), tf32=1)

@@ -469,6 +469,8 @@ class Pair(nn.Module):
 
     def forward(self, x):
         h = torch.tanh(self.a(x))
+        if self.mode == "functional_input":  # a's weight again, on a constant input
+            h = h + nn.functional.conv2d(x * 2, self.a.weight, padding=1)
         if self.mode == "functional":
             h = h + nn.functional.conv_transpose2d(torch.tanh(h), self.a.weight, padding=1).mean(1, keepdim=True)
         if self.mode == "no_grad":
@@ -482,7 +484,10 @@ class Pair(nn.Module):
             out = checkpoint(self.b, h, use_reentrant=True)
         else:
             out = self.b(h)
-        return self.fc(torch.tanh(out).mean(tuple(range(2, out.ndim))))
+        logits = self.fc(torch.tanh(out).mean(tuple(range(2, out.ndim))))
+        if self.mode == "penalty":  # a regulariser on a's weight in the outputs
+            logits = logits * (1 + self.a.weight.pow(2).mean())
+        return logits
 
 
 def _transposed(dims):
@@ -744,3 +749,174 @@ def test_parametrised_layer_inside_a_checkpoint():
     ref = parameter_gradient_norms_loop(model, x, y, columns, "l2")
     G, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="hooks", progress=False)
     _assert_exact(G, ref)
+
+
+# ---- forward passes that mix samples ---------------------------------------------------------------
+
+
+def _batch_statistics_model(norm):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), norm, nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(5, 3))
+    model(torch.randn(2, 3, 8, 8))  # materialises a lazy module
+    return model.double()
+
+
+@pytest.mark.parametrize("norm", [nn.BatchNorm2d, nn.SyncBatchNorm, nn.LazyBatchNorm2d])
+def test_batchnorm_on_batch_statistics_takes_the_func_route_or_is_refused(norm):
+    """track_running_stats=False: BatchNorm uses the batch's statistics in eval mode too; rows are the loop's."""
+    model = _batch_statistics_model(norm(4, track_running_stats=False) if norm is not nn.LazyBatchNorm2d
+                                    else norm(track_running_stats=False))
+    x, y = torch.randn(6, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    ref = filter_gradient_norms_loop(model, x, y, "l2")
+    G, _ = filter_gradient_norms(model, (x, y), reduction="l2", batch_size=4, progress=False)
+    _assert_rows_close(G, ref, 1e-9)
+    G_one, _ = filter_gradient_norms(model, (x, y), reduction="l2", batch_size=1, progress=False)
+    _assert_rows_close(G_one, ref, 1e-9)
+    _refused(rf"{type(model[1]).__name__} '1'.*batch's statistics.*method='func'.*track_running_stats=True",
+             model, x, y, method="hooks")
+    model[1].track_running_stats = True  # running statistics: per-sample again, the hooks route
+    model[1].running_mean, model[1].running_var = torch.zeros(4).double(), torch.ones(4).double()
+    G_hooks, _ = filter_gradient_norms(model, (x, y), method="hooks", progress=False)
+    _assert_rows_close(G_hooks, filter_gradient_norms_loop(model, x, y), 1e-9)
+
+
+def test_batchnorm_that_cannot_normalise_one_sample_is_refused():
+    """BatchNorm1d on (n, C) without running statistics: one sample alone cannot be normalised (the loop fails)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 3, 3), nn.Flatten(), nn.Linear(12, 6),
+                          nn.BatchNorm1d(6, track_running_stats=False), nn.Linear(6, 3)).double()
+    x, y = torch.randn(4, 2, 6, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        filter_gradient_norms_loop(model, x, y)
+    _refused(r"layers '0'.*BatchNorm1d '3'.*batch's statistics.*track_running_stats=True", model, x, y)
+
+
+@pytest.mark.parametrize("mode", ["functional", "functional_input", "penalty"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_weight_also_used_outside_its_module_frozen_or_not(mode, frozen):
+    """Other uses of a hooked weight are found even when it is frozen (they record no graph of their own)."""
+    torch.manual_seed(0)
+    model = Pair(mode=mode).double()
+    x, y = torch.randn(4, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
+    ref = parameter_gradient_norms_loop(model, x, y, [("a.weight", model.a), ("b.weight", model.b)], "l2")
+    model.requires_grad_(not frozen)
+    G, _ = filter_gradient_norms(model, (x, y), reduction="l2", progress=False)
+    _assert_exact(G, ref)
+    G_func, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="func", progress=False)
+    _assert_exact(G_func, ref)
+    _refused(r"layer 'a'.*also used", model, x, y, method="hooks")
+    assert all(p.requires_grad is not frozen and p.grad is None for p in model.parameters())
+
+
+def test_autocast_copy_of_a_weight_used_outside_its_module_is_caught():
+    """Autocast casts a weight once for all its uses: a use of that copy by another operation is found."""
+    class MatmulPenalty(Pair):
+        def forward(self, x):
+            logits = super().forward(x)
+            return logits * (1 + torch.matmul(self.a.weight, self.a.weight).float().mean())
+
+    torch.manual_seed(0)
+    model = MatmulPenalty()
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    for frozen in (False, True):
+        model.requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            ref = filter_gradient_norms_loop(model, x, y)
+            model.requires_grad_(not frozen)
+            _refused(r"layer 'a'.*autocast copy is also used", model, x, y, method="hooks")
+            G, _ = filter_gradient_norms(model, (x, y), progress=False)  # auto: the torch.func route for 'a'
+        assert np.abs(G - ref).max() <= 1e-2 * np.abs(ref).max()
+
+
+def test_frozen_model_under_autocast_leaves_no_stale_cast_behind():
+    """The hooks make frozen weights require gradients for a pass; autocast's cached casts of them are dropped."""
+    model, x, y = _case("2d", dtype=torch.float32)
+    model.requires_grad_(False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        G, _ = filter_gradient_norms(model, (x, y), method="hooks", progress=False)
+        with torch.no_grad():
+            model.stem.weight.mul_(3)
+        model.requires_grad_(True)
+        after = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fresh = model(x)
+    torch.testing.assert_close(after, fresh, rtol=0, atol=0)
+    assert G.max() > 0
+
+
+def test_float64_rows_when_any_selected_parameter_is_float64():
+    """Output dtype from all selected parameters, not the first: a float64 layer after a float32 one."""
+    class Mixed(Pair):
+        def forward(self, x):
+            return self.fc(torch.tanh(self.b(torch.tanh(self.a(x)).double())).mean((2, 3)))
+
+    torch.manual_seed(0)
+    model = Mixed()
+    model.b.double(), model.fc.double()
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 2, 0])
+    ref = filter_gradient_norms_loop(model, x, y)
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)
+    assert G.dtype == np.float64
+    _assert_rows_close(G, ref, 1e-5)  # 'a' is float32 (its input too, batched here, alone in the loop)
+
+
+def test_experiment_gradients_of_a_float64_model():
+    """experiments.reference/error_gradients give arrays in the model's dtype (a float64 model failed)."""
+    from evtools_torch import experiments
+
+    model, x, _ = _case("2d", n=8)
+    with torch.no_grad():
+        y = model.eval()(x.float().double()).argmax(1)
+    y[4:] = (y[4:] + 1) % 5  # four errors
+    _, index = filter_gradient_norms(model, (x, y), progress=False)
+    G_err, index_err, rows, _ = experiments.error_gradients(model, x.float().numpy(), y.numpy(), progress=False)
+    G_ref, _, correct = experiments.reference_gradients(model, x.float().numpy(), y.numpy(), progress=False)
+    assert G_err.dtype == np.float64 and index_err == index and list(rows) == [4, 5, 6, 7] and correct.size == 4
+    x32 = x.float().double()  # the float32 numpy images, in the model's dtype
+    for got, which in ((G_err, rows), (G_ref, correct)):
+        expected, _ = filter_gradient_norms(model, (x32[which], y[which]), progress=False)
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_a_custom_function_named_like_compiled_code_is_not_taken_for_it():
+    """Compiled code is recognised by its autograd node, not by 'Compiled' anywhere in a message."""
+    class NotCompiledScale(torch.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(w):
+            return w * 2
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            pass
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * 2
+
+    class Penalised(Pair):
+        def forward(self, x):
+            return super().forward(x) * (1 + NotCompiledScale.apply(self.a.weight).pow(2).mean())
+
+    torch.manual_seed(0)
+    model = Penalised().double()
+    x, y = torch.randn(3, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2])
+    ref = parameter_gradient_norms_loop(model, x, y, [("a.weight", model.a), ("b.weight", model.b)])
+    G, _ = filter_gradient_norms(model, (x, y), progress=False)  # auto: the torch.func route for 'a'
+    _assert_exact(G, ref)
+    _refused(r"layer 'a'.*also used outside its own calls \(by NotCompiledScaleBackward", model, x, y, method="hooks")
+
+
+def test_frozen_flags_restored_after_an_error():
+    """Frozen weights require gradients during the hooks' forward pass only, also when the batch fails."""
+    model, x, y = _case("2d", n=4)
+    model.requires_grad_(False)
+    model.stem.weight.requires_grad_(True)
+    _raises("out of range", model, (x, y + 100))  # raised after the forward pass
+    x_nan = x.clone()
+    x_nan[1] = float("nan")
+    _raises("loss of sample 1 is nan", model, (x_nan, y))
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["stem.weight"]
+    assert all(p.grad is None for p in model.parameters())

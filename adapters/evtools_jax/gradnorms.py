@@ -20,17 +20,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from evtools import FilterIndex
 from evtools.adapter import (
+    FilterIndex,
     InvalidInputError,
     UnsupportedModelError,
     batch_iterator,
     check_pair,
+    check_reduction,
     finished_in_batch,
+    positive_int,
     progress_bar,
     row_sink,
 )
-from evtools.filters import check_reduction
 
 from ._trace import conv_kernels
 
@@ -190,8 +191,7 @@ def filter_gradient_norms(
         warnings.warn("filter_gradient_norms(filters=...) is deprecated (its name in 0.1.0); use layers=, "
                       "as the PyTorch adapter does", DeprecationWarning, stacklevel=2)
         layers = filters
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size")
     if not callable(apply_fn):
         raise InvalidInputError(f"apply_fn must be callable as apply_fn(params, inputs), got {type(apply_fn).__name__}")
     if loss is not None and not callable(loss):

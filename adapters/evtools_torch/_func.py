@@ -16,6 +16,7 @@ from torch.func import functional_call, grad, vmap
 from evtools.adapter import UnsupportedModelError
 
 from ._persample import reduce_gradients
+from ._sources import batch_statistics
 
 _CHUNK_ELEMENTS = 1 << 24  # per-sample gradient numbers per chunk (64 MiB of float32)
 
@@ -66,10 +67,13 @@ def func_filter_norms(model, sources, inputs, targets, loss_one, reduction, comp
                 f" and {len(sources) - 4} more" if len(sources) > 4 else "")
             reason = sources[0].reason
             why = "method='func' was chosen" if reason is None else f"the hooks cannot compute them ({reason})"
+            mixing = batch_statistics(model)
+            fix = "" if mixing is None else f" ({mixing}: one sample alone may have too few values for it; " \
+                                            "use track_running_stats=True)"
             raise UnsupportedModelError(
                 f"layers {layers}: {why} and torch.func could not "
                 f"differentiate the model one sample at a time ({type(exc).__name__}: {exc}); make the forward "
-                "pass vmap-compatible, or leave these layers out with layers="
+                f"pass vmap-compatible{fix}, or leave these layers out with layers="
             ) from exc
         for source, g in zip(sources, grads):
             norms = reduce_gradients(source.filters(g.detach().to(compute_dtype).contiguous()), reduction)

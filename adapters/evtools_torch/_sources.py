@@ -26,7 +26,7 @@ from torch.func import functional_call
 from torch.nn.utils import parametrize, prune
 from torch.nn.utils.weight_norm import WeightNorm
 
-from evtools.adapter import InvalidInputError, UnsupportedModelError
+from evtools.adapter import FilterIndex, InvalidInputError, UnsupportedModelError
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 TRANSPOSED_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -210,6 +210,15 @@ def sources_of(model, convs, method):
             for other in order:
                 if other.module is source.module and other.route == "hooks":
                     other.route, other.reason = "func", source.reason
+    mixing = batch_statistics(model)
+    if mixing is not None:
+        if method == "hooks":
+            raise UnsupportedModelError(
+                f"{mixing}; the hooks' batched pass would mix each row with its batch mates; use method='func' "
+                "(each sample normalised alone, as in the one-sample loop) or track_running_stats=True"
+            )
+        for source in order:  # every row of the batched pass depends on the whole batch
+            source.route, source.reason = "func", mixing
     start = 0
     for source in order:
         if method == "func":
@@ -222,6 +231,23 @@ def sources_of(model, convs, method):
         source.columns = slice(start, start + source.n_filters)
         start += source.n_filters
     return order
+
+
+def batch_statistics(model):
+    """Why the model's batched forward pass mixes samples (a BatchNorm without running statistics), or None."""
+    for name, module in model.named_modules():
+        if (isinstance(module, nn.modules.batchnorm._BatchNorm)
+                and module.running_mean is None and module.running_var is None):
+            return (f"{type(module).__name__} {name!r} normalises with the batch's statistics even in eval mode "
+                    "(track_running_stats=False)")
+    return None
+
+
+def index_of(sources):
+    """The :class:`evtools.FilterIndex` of the columns of ``sources`` (from :func:`sources_of`), in order."""
+    return FilterIndex.from_layers(
+        [s.layer for s in sources], [s.n_filters for s in sources], [s.n_weights for s in sources]
+    )
 
 
 def _weight_parameters(name, module):

@@ -44,7 +44,7 @@ from evtools.depth import depth_profile, layer_codes
 from evtools.multitest import correct_pvalues
 from evtools.normality import normality_tests
 
-from ._model import predict
+from ._model import device_dtype, predict
 from .gradnorms import filter_gradient_norms
 from .repair import IMPLANT_KINDS, filter_index, filter_score_fn, implant, repair
 
@@ -135,8 +135,8 @@ def _predictions(model, x):
 
 
 def _gradients(model, x, y, rows, reduction, layers, batch_size, progress):
-    device = next(model.parameters()).device
-    xt = torch.as_tensor(np.asarray(x)[rows], dtype=torch.float32, device=device)
+    device, dtype = device_dtype(model)
+    xt = torch.as_tensor(np.asarray(x)[rows], dtype=dtype, device=device)
     yt = torch.as_tensor(y[rows], dtype=torch.int64, device=device)
     return filter_gradient_norms(model, (xt, yt), reduction=reduction, layers=layers, batch_size=batch_size,
                                  progress=progress)

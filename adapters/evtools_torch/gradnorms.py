@@ -18,22 +18,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from evtools import FilterIndex
 from evtools.adapter import (
     InvalidInputError,
     UnsupportedModelError,
     batch_iterator,
     check_pair,
+    check_reduction,
     finished_in_batch,
+    positive_int,
     progress_bar,
     row_sink,
 )
-from evtools.filters import check_reduction
 
 from ._func import func_filter_norms
 from ._persample import L2_METHODS, ConvGeometry, filter_norms, per_sample_gradients, reduce_gradients
 from ._precision import full_float32
-from ._sources import select_convolutions, sources_of, unwrap_compiled
+from ._sources import index_of, select_convolutions, sources_of, unwrap_compiled
 
 
 def filter_gradient_norms(
@@ -70,7 +70,11 @@ def filter_gradient_norms(
     model : torch.nn.Module
         Run in eval mode (BatchNorm on running statistics, dropout off), so
         that each row depends on its own input only; every module's mode is
-        restored afterwards.
+        restored afterwards. A BatchNorm without running statistics
+        (``track_running_stats=False``) normalises with the batch's
+        statistics even then: every column then takes the ``"func"`` route
+        (each sample alone), and ``method="hooks"`` refuses. Other operations
+        that mix samples in the forward pass are not detected.
     data : (Tensor, Tensor) or iterable of (Tensor, Tensor)
         One ``(inputs, targets)`` pair, or an iterable of such batches (a
         ``DataLoader``). ``inputs``: shape (n, ...); ``targets``: shape (n, ...).
@@ -117,7 +121,8 @@ def filter_gradient_norms(
         cost); ``"auto"``: hooks, and the fallback for exactly the parameters
         the hooks cannot handle (a custom ``forward``, a weight shared between
         layers or also used outside its module, a parametrised transposed
-        convolution). See docs/guide.md, "What counts as a filter".
+        convolution; all of them for a BatchNorm on batch statistics). See
+        docs/guide.md, "What counts as a filter".
     resume : bool
         Only with ``out`` a path. The file keeps its finished rows when a run
         stops (killed, interrupted, an error): its header always counts them,
@@ -137,12 +142,19 @@ def filter_gradient_norms(
         work during the call runs in full precision too; the settings are
         restored afterwards. True: keep the process's settings (faster on
         Ampere and later GPUs, approximate). No effect on float64 or on
-        autocast's bfloat16/float16 operations.
+        autocast's bfloat16/float16 operations. Under ``torch.autocast`` the
+        rows are only as accurate as the autocast dtype: the hooks build each
+        per-sample gradient from the float32 input and the upcast
+        low-precision output gradient, so they match the one-sample loop run
+        in the same autocast to about that dtype's rounding (bfloat16 on the
+        CPU: 5e-4 of the largest entry on a small CNN), and both differ from
+        full-precision rows by the dtype's error (there: a median 3e-3
+        relative, one entry by a third of the largest).
 
     Returns
     -------
     G : ndarray or numpy.memmap, shape (n_samples, n_filters), or the ``out`` accumulator
-        float64 for a float64 model, else float32. Rows follow ``data``'s order.
+        float64 when a selected parameter is float64, else float32. Rows follow ``data``'s order.
     index : evtools.FilterIndex
         Per column: the parameter's name without a trailing ``".weight"``
         (so the module name for a plain convolution; e.g.
@@ -175,8 +187,11 @@ def filter_gradient_norms(
     times in one forward pass gets the norm of the sum of its per-call
     gradients; calls under ``torch.no_grad()`` add nothing. After each forward
     pass the autograd graph is checked so that every use of a hooked parameter
-    is one of its module's recorded calls. ``torch.compile``d modules run
-    uncompiled (``_orig_mod``). Hooks are removed even when an error is raised.
+    is one of its module's recorded calls; so that a frozen parameter's uses
+    show in the graph too, it requires gradients during the forward pass
+    (its flag is restored afterwards, and its ``.grad`` stays untouched).
+    ``torch.compile``d modules run uncompiled (``_orig_mod``). Hooks are
+    removed even when an error is raised.
 
     Examples
     --------
@@ -188,8 +203,7 @@ def filter_gradient_norms(
     check_reduction(reduction)
     if l2_method not in L2_METHODS:
         raise InvalidInputError(f"l2_method must be one of {L2_METHODS}, got {l2_method!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size")
     if loss is not None and not callable(loss):
         raise InvalidInputError(f"loss must be callable as loss(outputs, targets), got {type(loss).__name__}")
     if not isinstance(tf32, bool):
@@ -197,11 +211,9 @@ def filter_gradient_norms(
 
     convs = select_convolutions(model, layers)
     sources = sources_of(model, convs, method)
-    index = FilterIndex.from_layers(
-        [s.layer for s in sources], [s.n_filters for s in sources], [s.n_weights for s in sources]
-    )
+    index = index_of(sources)
     device, move = _check_device(sources, device)
-    dtype = np.float64 if sources[0].param.dtype == torch.float64 else np.float32
+    dtype = np.float64 if any(s.param.dtype == torch.float64 for s in sources) else np.float32
     batches, total = batch_iterator(data, lambda v: isinstance(v, torch.Tensor), "tensors")
     sink = row_sink(out, len(index), dtype, resume=resume)
     modes = [(module, module.training) for module in model.modules()]
@@ -353,11 +365,13 @@ class _Recorder:
     use of a hooked parameter must be a recorded call of its own module that
     received the parameter itself (or, for a transformed weight, the
     transform's output, checked equal, computed from the parameters in a
-    subgraph used by nothing else). A parameter used anywhere else (another
-    module, a functional call, a custom forward, compiled code) moves to the
-    ``torch.func`` route (``method="auto"``) or is refused (``"hooks"``). After
-    the backward pass every recorded call that reaches the loss must have
-    delivered its output gradient.
+    subgraph used by nothing else). Frozen hooked parameters require
+    gradients during the forward pass, so that each of their uses leaves an
+    edge in the graph. A parameter used anywhere else (another module, a
+    functional call, a custom forward, compiled code, another operation on
+    its autocast copy) moves to the ``torch.func`` route (``method="auto"``)
+    or is refused (``"hooks"``). After the backward pass every recorded call
+    that reaches the loss must have delivered its output gradient.
     """
 
     def __init__(self, sources, reduction, l2_method, dtype, method):
@@ -397,9 +411,12 @@ class _Recorder:
         hooked = [layer for layer in self.layers if layer.hooked]
         for layer in self.layers:
             layer.reset()
+        frozen = [s.param for s in self.sources if s.route == "hooks" and not s.param.requires_grad]
         try:
             if hooked:
                 self.anchor = torch.zeros((), device=inputs.device, requires_grad=True)
+                for param in frozen:  # every use of a hooked parameter leaves an edge in the graph for the audit
+                    param.requires_grad_(True)
                 outputs = model(inputs)
                 ran = any(layer.calls for layer in hooked)
                 losses = _per_sample_loss(outputs, targets, loss, n, first_row, need_grad=ran)
@@ -429,6 +446,10 @@ class _Recorder:
                 )
             return block.cpu()
         finally:
+            for param in frozen:
+                param.requires_grad_(False)
+            if frozen:  # autocast cached casts of them while they required gradients: stale if unfrozen later
+                torch.clear_autocast_cache()
             self.anchor = None
             self.quiet = False
             self.result = None
@@ -441,7 +462,7 @@ class _Recorder:
     def _audit(self, losses):
         """Walk the losses' autograd graph; move (or refuse) parameters used outside their recorded calls."""
         owner, keep = {}, []  # keep: the nodes' Python wrappers stay alive, so that ids are not reused
-        by_param, weight_nodes = {}, {}
+        by_param, weight_nodes, copies = {}, {}, {}
         for layer in self.layers:
             if not layer.hooked:
                 continue
@@ -450,7 +471,7 @@ class _Recorder:
                 owner[id(node)] = layer
                 edge = node.next_functions[1][0] if node.name().startswith("ConvolutionBackward") else None
                 if edge is not None and edge.name() == "ToCopyBackward0":  # the weight cast by autocast
-                    owner[id(edge)] = layer
+                    owner[id(edge)] = copies[id(edge)] = layer
                     keep.append(edge)
             if layer.transform is not None:
                 self._audit_transform(layer, weight_nodes, keep)
@@ -482,8 +503,12 @@ class _Recorder:
                         mine = owner if other.transform is None else weight_nodes
                         if mine.get(id(node)) is not other:
                             self._not_hookable(other, f"its weight is also used outside its own calls (by "
-                                                      f"{node.name()})")
+                                                      f"{node.name()})", compiled=_compiled(node))
                 else:
+                    mine = copies.get(id(child))  # autocast caches one copy of a parameter for all its uses
+                    if mine is not None and owner.get(id(node)) is not mine:
+                        self._not_hookable(mine, f"its weight's autocast copy is also used outside its own calls "
+                                                 f"(by {node.name()})", compiled=_compiled(node))
                     stack.append(child)
 
     def _audit_transform(self, layer, weight_nodes, keep):
@@ -512,17 +537,12 @@ class _Recorder:
     @staticmethod
     def _received_parameter(node, param):
         """Whether a recorded call's convolution received ``param`` (itself, or its autocast copy)."""
-        weight = _weight_of(node)
-        if weight is param:
-            return True
-        if weight is None and node.next_functions[1][0] is None and node.name().startswith("ConvolutionBackward"):
-            saved = node._saved_weight  # a frozen weight: autocast's copy has another dtype, same values
-            return saved.dtype != param.dtype and torch.equal(saved, param.to(saved.dtype))
-        return False
+        return _weight_of(node) is param
 
-    def _not_hookable(self, layer, reason):
+    def _not_hookable(self, layer, reason, compiled=False):
+        """Move ``layer``'s sources to the torch.func route, or refuse (``method="hooks"``, or ``compiled`` code)."""
         source = layer.source
-        if "Compiled" in reason:
+        if compiled:
             raise UnsupportedModelError(
                 f"layer {layer.name!r}: compiled code (torch.compile) uses its weight, and compiled graphs "
                 "bypass the hooks; pass the uncompiled model, or compile whole modules with torch.compile(module) "
@@ -601,14 +621,17 @@ class _Recorder:
         self.result[:, layer.columns] = norms.to(self.result.device)
 
 
+def _compiled(node):
+    """Whether an autograd node is the backward of a ``torch.compile``d graph (AOTAutograd's node)."""
+    return node.name().startswith("CompiledFunction")
+
+
 def _weight_of(node):
     """The weight tensor a ConvolutionBackward node received if it is a leaf (a parameter), else None."""
     if not node.name().startswith("ConvolutionBackward"):
         return None
     child = node.next_functions[1][0]
-    if child is None:  # a weight that does not require gradients: read the saved tensor
-        return node._saved_weight
-    if child.name() == "ToCopyBackward0":  # autocast's copy of the weight
+    if child is not None and child.name() == "ToCopyBackward0":  # autocast's copy of the weight
         child = child.next_functions[0][0]
     return child.variable if child is not None and child.name() == "torch::autograd::AccumulateGrad" else None
 

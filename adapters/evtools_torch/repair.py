@@ -19,10 +19,10 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from evtools.adapter import FilterIndex, InvalidInputError, UnsupportedModelError, positive_int
+from evtools.adapter import InvalidInputError, UnsupportedModelError, positive_int
 
 from ._model import device_dtype
-from ._sources import TRANSPOSED_TYPES, sources_of
+from ._sources import TRANSPOSED_TYPES, index_of, sources_of
 from .gradnorms import filter_gradient_norms, select_convolutions
 
 REPAIR_MODES = ("step", "zero")
@@ -51,9 +51,7 @@ class _Filters:
                     "layers= to filter_gradient_norms)"
                 )
         # one source per convolution, in the order of self.convs: index.depth is the convolution's position
-        self.index = FilterIndex.from_layers(
-            [s.layer for s in sources], [s.n_filters for s in sources], [s.n_weights for s in sources]
-        )
+        self.index = index_of(sources)
         self.n_filters = len(self.index)
 
     def columns(self, filters, name):
