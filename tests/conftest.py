@@ -33,7 +33,7 @@ def demo_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(demo_cache, one_torch_thread):
+def quick_vgg(demo_cache, one_torch_thread):
     """The quick VGG, its first 30 test errors (inputs, labels) and a reference gradient matrix
     with its index: ``(model, x, y, G_ref, index)``. Trains the model once a session (about a
     minute on one thread), so every test that uses it is ``slow``."""

@@ -1,10 +1,11 @@
 """Demo data: procedural shapes/textures, ImageNet-C style corruptions, shifted domain."""
 import numpy as np
 import pytest
-import torch
 
-from evtools import InvalidInputError
-from evtools_torch.demo import CLASSES, CORRUPTIONS, DOMAINS, as_tensors, corrupt, make_shapes
+torch = pytest.importorskip("torch", reason="the PyTorch adapter needs torch: pip install 'evtools[torch]'")
+
+from evtools import InvalidInputError  # noqa: E402
+from evtools_torch.demo import CLASSES, CORRUPTIONS, DOMAINS, as_tensors, corrupt, make_shapes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
-from torch import nn
 
-from evtools import InvalidInputError
-from evtools_torch.demo import (
+torch = pytest.importorskip("torch", reason="the PyTorch adapter needs torch: pip install 'evtools[torch]'")
+from torch import nn  # noqa: E402
+
+from evtools import InvalidInputError  # noqa: E402
+from evtools_torch.demo import (  # noqa: E402
     DemoConfig,
     evaluate,
     load_or_train,

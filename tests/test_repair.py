@@ -6,15 +6,16 @@ import copy
 
 import numpy as np
 import pytest
-import torch
 
-import evtools as ev
-from evtools import InvalidInputError
-from evtools_torch import filter_gradient_norms, filter_score_fn, implant, random_ranking, repair
-from evtools_torch.demo import vgg_small
+torch = pytest.importorskip("torch", reason="the PyTorch adapter needs torch: pip install 'evtools[torch]'")
+
+import evtools as ev  # noqa: E402
+from evtools import InvalidInputError  # noqa: E402
+from evtools_torch import filter_gradient_norms, filter_score_fn, implant, random_ranking, repair  # noqa: E402
+from evtools_torch.demo import vgg_small  # noqa: E402
 
 K = 25
-pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py, as the `trained` model
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py, as the `quick_vgg` fixture
 
 
 def _snapshot(model):
@@ -41,10 +42,10 @@ def test_random_ranking():
 
 
 @pytest.mark.slow  # the trained quick VGG
-def test_repair_changes_only_the_ranked_filters(trained):
+def test_repair_changes_only_the_ranked_filters(quick_vgg):
     """Watch the working copy's weights at every forward pass: outside the first k ranked
     filters everything (other filters, biases, BatchNorm, buffers) is bit-for-bit original."""
-    model, x, y, _, index = trained
+    model, x, y, _, index = quick_vgg
     model = copy.deepcopy(model)
     original = _snapshot(model)
     seen = []
@@ -72,8 +73,8 @@ def test_repair_changes_only_the_ranked_filters(trained):
 
 
 @pytest.mark.slow  # the trained quick VGG
-def test_repair_leaves_the_callers_model_alone(trained):
-    model, x, y, G_ref, index = trained
+def test_repair_leaves_the_callers_model_alone(quick_vgg):
+    model, x, y, G_ref, index = quick_vgg
     model.train()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -93,8 +94,8 @@ def test_repair_leaves_the_callers_model_alone(trained):
 
 
 @pytest.mark.slow  # the trained quick VGG
-def test_repair_matches_a_plain_implementation(trained):
-    model, x, y, _, index = trained
+def test_repair_matches_a_plain_implementation(quick_vgg):
+    model, x, y, _, index = quick_vgg
     ranking = np.array([5, 40, 2, 17])
     result = repair(model, x[:2], y[:2], ranking, k_max=4, mode="step", lr=0.1, progress=False)
     convs = {name: m for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
@@ -120,8 +121,8 @@ def test_repair_matches_a_plain_implementation(trained):
 
 
 @pytest.mark.slow  # the trained quick VGG
-def test_ranking_as_layer_channel_pairs(trained):
-    model, x, y, _, index = trained
+def test_ranking_as_layer_channel_pairs(quick_vgg):
+    model, x, y, _, index = quick_vgg
     cols = np.array([3, 30, 60])
     pairs = [(str(index.layer[c]), int(index.channel[c])) for c in cols]
     a = repair(model, x[:3], y[:3], cols, k_max=3, mode="zero", progress=False)
@@ -130,8 +131,8 @@ def test_ranking_as_layer_channel_pairs(trained):
 
 
 @pytest.mark.slow  # the trained quick VGG
-def test_repair_result_summaries(trained):
-    model, x, y, _, _ = trained
+def test_repair_result_summaries(quick_vgg):
+    model, x, y, _, _ = quick_vgg
     r = repair(model, x[:5], y[:5], np.arange(K), mode="zero", progress=False)
     within = r.fraction_corrected(within=True)
     assert within.shape == (K,) and np.all(np.diff(within) >= 0)
@@ -142,8 +143,8 @@ def test_repair_result_summaries(trained):
 
 
 @pytest.mark.slow  # the trained quick VGG
-def test_repair_bad_arguments(trained):
-    model, x, y, _, index = trained
+def test_repair_bad_arguments(quick_vgg):
+    model, x, y, _, index = quick_vgg
     n = len(index)
     with pytest.raises(InvalidInputError, match="mode"):
         repair(model, x, y, np.arange(K), mode="prune")
@@ -208,8 +209,8 @@ def test_implant_columns_equal_pairs_and_errors():
 
 
 @pytest.mark.slow  # the trained quick VGG
-def test_filter_score_fn_matches_the_gradient_matrix(trained):
-    model, x, y, G_ref, index = trained
+def test_filter_score_fn_matches_the_gradient_matrix(quick_vgg):
+    model, x, y, G_ref, index = quick_vgg
     scorer = ev.ZScoreSaliency().fit(G_ref)
     cols = np.array([1, 20, 55])
     batch = x[:6]

@@ -181,7 +181,7 @@ def test_tf32_off_during_the_call_and_restored_after():
 
 
 def test_tf32_switches_count_concurrent_users():
-    """Nested or concurrent calls: the process's settings come back when the last one ends."""
+    """Nested calls, and calls overlapping in two threads: the process's settings come back when the last ends."""
     from evtools_torch._precision import _read, full_float32
 
     before = _read()
@@ -192,6 +192,31 @@ def test_tf32_switches_count_concurrent_users():
         assert _read() == inside
     assert _read() == before
     assert all(value in ("ieee", False) for _, _, value in inside)
+    # two threads whose calls overlap, the first ending first: IEEE until the second ends
+    import threading
+
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with full_float32():
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with full_float32():
+            second_in.set()
+            first_out.wait(10)
+            seen["after the first ended"] = _read()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen["after the first ended"] == inside and _read() == before
 
 
 @pytest.mark.parametrize("kind", ["2d", "1d", "3d"])
@@ -573,6 +598,7 @@ def test_variant_rows_equal_the_loop_over_registered_parameters(kind):
         assert index.layers() == expected
         assert np.all(ref.max(0) > 0) or kind == "prune", "every column reaches the loss (but pruned filters)"
         _assert_exact(G, ref)
+    ref = parameter_gradient_norms_loop(model, x, y, columns, "l2")  # the routes below compute l2
     if kind in _HOOKABLE:  # the fast path alone, no fallback
         G_hooks, _ = filter_gradient_norms(model, (x, y), reduction="l2", method="hooks", progress=False)
         _assert_exact(G_hooks, ref)

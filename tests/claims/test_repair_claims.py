@@ -2,7 +2,7 @@
 
 These assert what the methods find on a trained network (as the papers claim), not how the code
 works; the mechanics of ``repair``, ``implant`` and ``filter_score_fn`` are unit-tested in
-``tests/test_repair.py``. The model is the session's quick VGG (``trained`` in tests/conftest.py).
+``tests/test_repair.py``. The model is the session's quick VGG (``quick_vgg`` in tests/conftest.py).
 """
 import numpy as np
 import pytest
@@ -18,9 +18,9 @@ K = 25
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 
-def test_ranked_repair_beats_random_filters(trained):
+def test_ranked_repair_beats_random_filters(quick_vgg):
     """Levin et al. / Wang & Sato: changing the salient filters corrects more errors than random ones."""
-    model, x, y, G_ref, index = trained
+    model, x, y, G_ref, index = quick_vgg
     G, _ = filter_gradient_norms(model, (x, y), progress=False)
     rankings = {
         "own gradient norm": np.argsort(-G, axis=1, kind="stable")[:, :K],
@@ -37,8 +37,8 @@ def test_ranked_repair_beats_random_filters(trained):
     assert np.all(control.pred0 != y.numpy())  # the batch really holds errors
 
 
-def test_implanted_filters_score_high_and_occlusion_maps_them(trained):
-    model, _, _, G_ref, index = trained
+def test_implanted_filters_score_high_and_occlusion_maps_them(quick_vgg):
+    model, _, _, G_ref, index = quick_vgg
     scorer = ev.ZScoreSaliency().fit(G_ref)
     chosen = index.columns_of("features.conv2_1")[:3]
     faulty = implant(model, chosen, "flip")
