@@ -6,17 +6,15 @@ Each scenario runs in a fresh interpreter with a timeout: the failures guarded a
 are a process abort (numba's workqueue layer) and a hang (GNU OpenMP in forked children),
 neither of which a test in this process could survive.
 """
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # fresh interpreters, a pool, compilation in children
+from tests.subprocess_helpers import ENV, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # fresh interpreters, a pool, compilation in children
 
 LAYERS = ["default", "omp", "workqueue", "tbb"]
 
@@ -39,7 +37,7 @@ WORK = textwrap.dedent("""
 
 
 def _run(code, layer="default", timeout=240):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "adapters")]))
+    env = dict(ENV)  # tests/subprocess_helpers.py: this checkout first
     env.pop("NUMBA_THREADING_LAYER", None)
     if layer != "default":
         env["NUMBA_THREADING_LAYER"] = layer
