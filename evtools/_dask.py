@@ -25,8 +25,9 @@ from ._blocks import default_block_size
 from ._errors import InvalidInputError
 
 # One block's numba kernels at a time per process: each already uses every
-# core, and numba's workqueue threading layer aborts on concurrent parallel
-# regions (Dask's threaded scheduler runs blocks in several threads).
+# core, so Dask's threaded scheduler running blocks in several threads would
+# only oversubscribe them. (The workqueue layer's abort on concurrent parallel
+# regions is handled for every caller by evtools/_kernels/parallel.py.)
 _KERNEL_LOCK = threading.Lock()
 
 
