@@ -185,7 +185,11 @@ def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, 
     n_knots : int >= 2, body knots below the threshold.
     n_exceed (B,) int64, mass (B,) float64, knot_x, knot_sf (B, n_knots + 1)
     float64, complete (B,) bool: written. For rows without exceedances also
-    sigma = inf, xi = 0, loglik = NaN, status = CONSTANT.
+    sigma = inf, xi = 0, loglik = NaN, status = CONSTANT, and mass
+    ``min(1 / (n_total + 1), knot_sf[j, n_knots])``. A (fixed) threshold above
+    every value, whose mid-p survival is 0, takes the largest value's instead
+    (``knot_sf[j, n_knots - 1]``): sf stays positive and non-increasing, flat
+    from the largest value up to the threshold.
     """
     B, n_rows = T.shape
     floor_mass = 1.0 / (n_total + 1.0)
@@ -220,7 +224,10 @@ def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, 
                 knot_sf[j, i] = (n_rows - le + 0.5 * (le - lt)) / n_total
         knot_x[j, n_knots] = tj
         knot_sf[j, n_knots] = (n_rows - low + 0.5 * (low - at_t_lt)) / n_total
-        if k == 0:  # at most the mid-p survival at t, so that sf stays non-increasing
+        if k == 0:
+            if at_t_lt == n_rows:  # a fixed t above every value: the largest value's survival up to t
+                knot_sf[j, n_knots] = knot_sf[j, n_knots - 1]
+            # at most the mid-p survival at t, so that sf stays non-increasing
             mass[j] = min(floor_mass, knot_sf[j, n_knots])
             sigma[j] = np.inf
             xi[j] = 0.0

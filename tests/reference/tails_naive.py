@@ -14,6 +14,8 @@ from evtools._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 
 
 def threshold_of(x, rule):
+    if isinstance(rule, float):  # a fixed threshold
+        return rule
     if isinstance(rule, ev.Quantile):
         return float(np.quantile(x, rule.q))
     s = np.sort(x)
@@ -25,7 +27,7 @@ def midp_sf(x, v):
 
 
 def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64):
-    """Everything fit_tails stores for one column, as a dict."""
+    """Everything fit_tails stores for one column, as a dict (``rule``: a rule, or a float: fixed)."""
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     s = np.sort(x)
@@ -33,9 +35,10 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64):
     y = np.sort(x[x > t] - t)
     k = len(y)
     out = {"threshold": t, "n_exceed": k}
+    # the survival at t; a t above every value takes the largest value's (never 0)
+    sf_t = midp_sf(x, min(t, s[-1]))
     if k == 0:
-        out.update(sigma=np.inf, xi=0.0, status=CONSTANT,
-                   mass=min(1.0 / (n + 1), midp_sf(x, t)))
+        out.update(sigma=np.inf, xi=0.0, status=CONSTANT, mass=min(1.0 / (n + 1), sf_t))
     else:
         status = TOO_FEW
         if k >= min_exceed:
@@ -49,7 +52,7 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64):
     r_top = n - k - 1
     ranks = [(i * r_top) // (n_knots - 1) for i in range(n_knots)] if r_top >= 0 else []
     kx = [s[r] for r in ranks] + [t]
-    ks = [midp_sf(x, s[r]) for r in ranks] + [midp_sf(x, t)]
+    ks = [midp_sf(x, s[r]) for r in ranks] + [sf_t]
     out["knots"] = (np.array(kx), np.array(ks))
     return out
 

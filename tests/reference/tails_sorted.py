@@ -21,23 +21,28 @@ def midp(s, v, n_total):
     return (len(s) - le + 0.5 * (le - lt)) / n_total
 
 
-def fit_column_sorted(x, rank, frac, method="mle", min_exceed=10, n_knots=64, n_total=None):
+def fit_column_sorted(x, rank, frac, method="mle", min_exceed=10, n_knots=64, n_total=None, fixed=None):
     """dict of threshold, n_exceed, sigma, xi, loglik, status, mass, knot_x, knot_sf for one column.
 
     ``x`` holds the column (or its largest values when ``n_total > len(x)``);
-    ``rank, frac`` the rule's position among ``n_total``.
+    ``rank, frac`` the rule's position among ``n_total``, or ``fixed`` the threshold.
     """
     s = np.sort(x)
     n_rows = len(s)
     n_total = n_rows if n_total is None else n_total
     first = n_total - n_rows
-    lo = np.float64(s[rank - first])
-    t = lo if frac == 0.0 else lo + frac * (np.float64(s[rank - first + 1]) - lo)
+    if fixed is None:
+        lo = np.float64(s[rank - first])
+        t = lo if frac == 0.0 else lo + frac * (np.float64(s[rank - first + 1]) - lo)
+    else:
+        t = np.float64(fixed)
     k = int(np.sum(s > t))
     out = {"threshold": t, "n_exceed": k}
+    # the survival at t; a t above every value takes the largest value's (never 0)
+    sf_t = midp(s, np.float64(t), n_total) if t <= s[-1] else midp(s, s[-1], n_total)
     if k == 0:
         out.update(sigma=np.inf, xi=0.0, loglik=np.nan, status=CONSTANT,
-                   mass=min(1.0 / (n_total + 1.0), midp(s, np.float64(t), n_total)))
+                   mass=min(1.0 / (n_total + 1.0), sf_t))
     else:
         y = s[n_rows - k:].astype(np.float64) - t
         status = TOO_FEW
@@ -68,6 +73,6 @@ def fit_column_sorted(x, rank, frac, method="mle", min_exceed=10, n_knots=64, n_
             kx.append(v)
             ks.append(midp(s, v, n_total))
     kx.append(t)
-    ks.append(midp(s, np.float64(t), n_total))
+    ks.append(sf_t)
     out.update(knot_x=np.array(kx, dtype=np.float64), knot_sf=np.array(ks))
     return out
