@@ -19,6 +19,7 @@ from .._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 from .gof import MIN_GOF_SIZE, ad_cvm_sorted
 from .gpd import (  # noqa: F401 (METHODS: the registry)
     METHODS,
+    exponential_fit,
     fit_by_code,
     gpd_loglik,
     gpd_logsf_scalar,
@@ -52,8 +53,8 @@ def fit_tail(y, method, min_exceed):
         sigma, xi, loglik, status = fit_by_code(y, method)
         if status == OK or status == XI_BOUNDARY:
             return sigma, xi, loglik, status
-    m = y.mean()
-    return m, 0.0, -k * math.log(m) - k, status
+    m, ll = exponential_fit(y)
+    return m, 0.0, ll, status
 
 
 # --- the estimator chosen at compile time -------------------------------------------------
@@ -134,11 +135,8 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
                 if k >= MIN_GOF_SIZE:
                     ad[j], cvm[j] = ad_cvm_sorted(y, s_, x_)
                 continue
-        m = 0.0  # the exponential fallback of `fit_tail`
-        for i in range(k):
-            m += y[i]
-        m /= k
-        sigma[j], xi[j], loglik[j], status[j] = m, 0.0, -k * math.log(m) - k, s
+        m, ll = exponential_fit(y)  # the exponential fallback of `fit_tail`
+        sigma[j], xi[j], loglik[j], status[j] = m, 0.0, ll, s
 
 
 # --- order statistics of sorted columns ------------------------------------------------------
