@@ -57,6 +57,24 @@ def fit_tail(y, method, min_exceed):
     return m, 0.0, ll, status
 
 
+@njit(cache=True, nogil=True)
+def fit_checks(y, sigma, xi, status, with_cov):
+    """``(ad, cvm, c_ss, c_sx, c_xx)`` of a fit ``(sigma, xi, status)`` of the ascending excesses ``y``.
+
+    The Anderson-Darling and Cramer-von Mises statistics of a usable fit
+    (``OK``, ``XI_BOUNDARY``) of at least ``MIN_GOF_SIZE`` values; with
+    ``with_cov`` (maximum likelihood) the observed-information covariance
+    (:func:`evtools._kernels.return_levels.relative_cov`) of an ``OK`` fit;
+    NaN otherwise.
+    """
+    ad = cvm = c_ss = c_sx = c_xx = np.nan
+    if (status == OK or status == XI_BOUNDARY) and y.size >= MIN_GOF_SIZE:
+        ad, cvm = ad_cvm_sorted(y, sigma, xi)
+    if with_cov and status == OK:
+        c_ss, c_sx, c_xx = relative_cov(y, sigma, xi)
+    return ad, cvm, c_ss, c_sx, c_xx
+
+
 # --- the estimator chosen at compile time -------------------------------------------------
 # A kernel that took the method as a run-time integer would compile every
 # estimator on first use. `fit_block` instead takes a marker: None for maximum
@@ -108,9 +126,9 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
     sigma, xi, loglik, ad, cvm : float64 (B,), status : int8 (B,), written
         (rows without exceedances are left to :func:`order_block`).
     rel_cov : float64 (B, 3) for maximum likelihood, None for the other
-        estimators: the observed-information covariance
-        (:func:`evtools._kernels.return_levels.relative_cov`) of the rows whose
-        status is OK is written there (other rows are left as they are).
+        estimators: the observed-information covariance of the rows with a
+        usable fit is written there (:func:`fit_checks`: NaN unless OK; other
+        rows are left as they are, as are ``ad, cvm``).
     """
     B, n_rows = T.shape
     for j in range(B):
@@ -128,12 +146,11 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
                 s_, x_, l_, s = _estimate(y, marker)
             if rel_cov is not None:
                 s_, x_, l_, s = mle_fit(y)
-                if s == OK:
-                    rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = relative_cov(y, s_, x_)
             if s == OK or s == XI_BOUNDARY:
                 sigma[j], xi[j], loglik[j], status[j] = s_, x_, l_, s
-                if k >= MIN_GOF_SIZE:
-                    ad[j], cvm[j] = ad_cvm_sorted(y, s_, x_)
+                ad[j], cvm[j], c_ss, c_sx, c_xx = fit_checks(y, s_, x_, s, rel_cov is not None)
+                if rel_cov is not None:
+                    rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = c_ss, c_sx, c_xx
                 continue
         m, ll = exponential_fit(y)  # the exponential fallback of `fit_tail`
         sigma[j], xi[j], loglik[j], status[j] = m, 0.0, ll, s
