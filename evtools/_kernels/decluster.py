@@ -178,6 +178,6 @@ def fit_clusters_block(X, t, run, method, min_exceed, n_total):
             y[i] -= t[j]
         sigma[j], xi[j], loglik[j], status[j] = fit_tail(y, method, min_exceed)
         mass[j] = m / n_total
-        ad[j], cvm[j], rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = fit_checks(
-            y, sigma[j], xi[j], status[j], method == _MLE)
+        row = np.int64(j) if method == _MLE else np.int64(-1)  # rel_cov's row: the MLE's only
+        ad[j], cvm[j] = fit_checks(y, sigma[j], xi[j], status[j], rel_cov, row)
     return n_clusters, n_above, sigma, xi, loglik, status, mass, ad, cvm, rel_cov

@@ -58,21 +58,26 @@ def fit_tail(y, method, min_exceed):
 
 
 @njit(cache=True, nogil=True)
-def fit_checks(y, sigma, xi, status, with_cov):
-    """``(ad, cvm, c_ss, c_sx, c_xx)`` of a fit ``(sigma, xi, status)`` of the ascending excesses ``y``.
+def fit_checks(y, sigma, xi, status, rel_cov, j):
+    """``(ad, cvm)`` of a fit ``(sigma, xi, status)`` of the ascending excesses ``y``; writes ``rel_cov[j]``.
 
     The Anderson-Darling and Cramer-von Mises statistics of a usable fit
-    (``OK``, ``XI_BOUNDARY``) of at least ``MIN_GOF_SIZE`` values; with
-    ``with_cov`` (maximum likelihood) the observed-information covariance
-    (:func:`evtools._kernels.return_levels.relative_cov`) of an ``OK`` fit;
-    NaN otherwise.
+    (``OK``, ``XI_BOUNDARY``) of at least ``MIN_GOF_SIZE`` values, else NaN.
+    ``rel_cov``: float64 (B, 3) for maximum likelihood, whose row ``j``
+    receives the observed-information covariance
+    (:func:`evtools._kernels.return_levels.relative_cov`) of an ``OK`` fit,
+    NaN otherwise; nothing is written for ``j = -1`` or ``rel_cov`` None (then
+    ``relative_cov`` is not even compiled).
     """
-    ad = cvm = c_ss = c_sx = c_xx = np.nan
+    if rel_cov is not None and j >= 0:
+        c_ss = c_sx = c_xx = np.nan
+        if status == OK:
+            c_ss, c_sx, c_xx = relative_cov(y, sigma, xi)
+        rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = c_ss, c_sx, c_xx
+    ad = cvm = np.nan
     if (status == OK or status == XI_BOUNDARY) and y.size >= MIN_GOF_SIZE:
         ad, cvm = ad_cvm_sorted(y, sigma, xi)
-    if with_cov and status == OK:
-        c_ss, c_sx, c_xx = relative_cov(y, sigma, xi)
-    return ad, cvm, c_ss, c_sx, c_xx
+    return ad, cvm
 
 
 # --- the estimator chosen at compile time -------------------------------------------------
@@ -148,9 +153,7 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
                 s_, x_, l_, s = mle_fit(y)
             if s == OK or s == XI_BOUNDARY:
                 sigma[j], xi[j], loglik[j], status[j] = s_, x_, l_, s
-                ad[j], cvm[j], c_ss, c_sx, c_xx = fit_checks(y, s_, x_, s, rel_cov is not None)
-                if rel_cov is not None:
-                    rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = c_ss, c_sx, c_xx
+                ad[j], cvm[j] = fit_checks(y, s_, x_, s, rel_cov, j)
                 continue
         m, ll = exponential_fit(y)  # the exponential fallback of `fit_tail`
         sigma[j], xi[j], loglik[j], status[j] = m, 0.0, ll, s
