@@ -226,10 +226,11 @@ def unit_scaled(y):
 
 @njit(cache=True)
 def scale_back(sigma, xi, status, e):
-    """``(sigma * 2**e, xi, status)`` of a fit in :func:`unit_scaled`'s units; a ``sigma`` past the
-    float64 range (a nearly constant sample near 1e308) gives NaN and ``NOT_CONVERGED``."""
+    """``(sigma * 2**e, xi, status)`` of a fit in :func:`unit_scaled`'s units. An ``OK`` fit
+    whose ``sigma`` is NaN or past the float64 range (a nearly constant sample near 1e308)
+    or whose ``xi`` is not finite gives NaN and ``NOT_CONVERGED``."""
     sigma = math.ldexp(sigma, e)
-    if status == OK and not sigma < _INF:
+    if status == OK and not (sigma < _INF and math.isfinite(xi)):
         return _NAN, _NAN, NOT_CONVERGED
     return sigma, xi, status
 
@@ -804,10 +805,12 @@ def zhang_fit(y):
     ``k = -xi`` and ``theta = -xi / sigma``.) If ``y_*`` is 0 (a quarter of
     the sample is zero), the smallest positive value takes its place. Computed
     on ``y / y_(n)`` (the estimator is scale-equivariant), so that neither the
-    grid nor the likelihoods overflow at any scale.
+    grid nor the likelihoods overflow at any scale; only a ``y_*`` below about
+    3e-308 ``y_(n)`` puts the grid itself beyond float64.
 
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
-    ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
+    ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values or
+    the grid lies beyond float64.
     """
     y, e, status = unit_scaled(y)
     if status != OK:
@@ -833,14 +836,16 @@ def zhang_fit(y):
         xi, b = _theta_profile(z, theta)
         logliks[j] = -n * (1.0 + math.log(b) + xi)
         lmax = max(lmax, logliks[j])
-    # weights exp(L_j) / sum_i exp(L_i), shifted by the largest for stability
+    # weights exp(L_j) / sum_i exp(L_i), shifted by the largest for stability; normalised
+    # before the weighted sum, which stays within the grid (the thetas reach 1e308 when
+    # the quartile is ~1e-308 max(y))
     wsum = 0.0
+    for j in range(m):
+        logliks[j] = math.exp(logliks[j] - lmax)
+        wsum += logliks[j]
     theta_hat = 0.0
     for j in range(m):
-        w = math.exp(logliks[j] - lmax)
-        wsum += w
-        theta_hat += w * thetas[j]
-    theta_hat /= wsum
+        theta_hat += (logliks[j] / wsum) * thetas[j]
     xi, sigma = _theta_profile(z, theta_hat)
     return scale_back(sigma * ymax, xi, OK, e)
 
