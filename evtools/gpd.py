@@ -261,7 +261,9 @@ class GPDFit:
     se_sigma, se_xi : float
         Standard errors (MLE only; NaN otherwise and where not available).
     cov : ndarray, shape (2, 2)
-        Covariance of ``(sigma, xi)`` (MLE only; NaN otherwise).
+        Covariance of ``(sigma, xi)`` (MLE only; NaN otherwise). Its
+        ``(sigma, sigma)`` entry is in the data's squared units: inf (or 0)
+        where ``sigma**2`` leaves the float64 range; ``se_sigma`` stays finite.
     sample : ndarray, shape (n,)
         The exceedances fitted (float64; used by :meth:`confint`).
     """
@@ -367,21 +369,6 @@ def check_method(method, name="method"):
     return gpd_kernels.METHODS[method]
 
 
-def _mle_relative_cov(y, sigma, xi):
-    """Covariance of ``(sigma_hat / sigma, xi_hat)`` from the observed information.
-
-    The information is computed for the data in units of ``sigma`` (scale 1),
-    so it stays finite at any data scale. NaN if singular or ``xi <= -1/2``.
-    """
-    if not xi > -0.5:
-        return np.full((2, 2), np.nan)
-    i_ss, i_sx, i_xx = gpd_kernels.gpd_observed_info(y / sigma, 1.0, xi)
-    det = i_ss * i_xx - i_sx * i_sx
-    if not (i_ss > 0 and i_xx > 0 and det > 1e-12 * i_ss * i_xx):
-        return np.full((2, 2), np.nan)
-    return np.array([[i_xx, -i_sx], [-i_sx, i_ss]]) / det
-
-
 def gpd_fit(x, method="mle"):
     """Fit a GPD (location 0) to one sample of exceedances.
 
@@ -440,10 +427,13 @@ def gpd_fit(x, method="mle"):
         )
     rel_cov = np.full((2, 2), np.nan)
     sigma, xi, loglik, status = gpd_kernels.fit_by_code(y, code)
-    if method == "mle" and status == OK:
-        rel_cov = _mle_relative_cov(y, sigma, xi)
+    if method == "mle" and status == OK:  # of (sigma_hat / sigma, xi_hat), computed in units of sigma
+        c_ss, c_sx, c_xx = return_kernels.relative_cov(y, sigma, xi)
+        rel_cov = np.array([[c_ss, c_sx], [c_sx, c_xx]])
     status = Status(status)
     scale = np.array([sigma, 1.0])
+    with np.errstate(over="ignore", under="ignore"):  # sigma**2 beyond float64: inf or 0, as documented
+        cov = rel_cov * np.outer(scale, scale)
     return GPDFit(
         sigma=float(sigma),
         xi=float(xi),
@@ -454,6 +444,6 @@ def gpd_fit(x, method="mle"):
         status=status,
         se_sigma=float(sigma * np.sqrt(rel_cov[0, 0])),
         se_xi=float(np.sqrt(rel_cov[1, 1])),
-        cov=rel_cov * np.outer(scale, scale),
+        cov=cov,
         sample=np.array(y),  # a copy: the fit does not follow later changes to x
     )

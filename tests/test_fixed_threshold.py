@@ -5,6 +5,7 @@ import pytest
 import evtools as ev
 from evtools._status import CONSTANT
 from evtools.cli import main
+from tests.reference.tails_naive import fit_column
 
 
 @pytest.fixture
@@ -34,6 +35,36 @@ def test_ties_at_a_fixed_threshold_are_not_exceedances():
     tail = ev.fit_tails(G, threshold=[5.0, 100.0], progress=False)
     assert tail.n_exceed.tolist() == [40, 0]
     assert tail.status[0] != CONSTANT and tail.status[1] == CONSTANT
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fixed_threshold_above_the_largest_value_keeps_a_coherent_model(rng, dtype, tmp_path):
+    x = rng.exponential(size=(500, 4)).astype(dtype)
+    x[:3, 3] = x[:, 3].max()  # a tied largest value: mass 1 / (n + 1), below its mid-p survival 1.5 / n
+    u = np.array([2.0, 100.0, 5.0, 50.0])
+    tail = ev.fit_tails(x, threshold=ev.Fixed(u), n_knots=16, progress=False)
+    assert tail.n_exceed[1] == tail.n_exceed[3] == 0
+    assert tail.status[1] == tail.status[3] == CONSTANT
+    n = x.shape[0]
+    assert tail.tail_mass[1] == 0.5 / n and tail.tail_mass[3] == 1.0 / (n + 1)
+    for j in range(4):  # the documented rule, from the plain reference (order statistics bit for bit)
+        naive = fit_column(x[:, j], float(u[j]), n_knots=16)
+        assert tail.n_exceed[j] == naive["n_exceed"] and tail.tail_mass[j] == naive["mass"]
+        np.testing.assert_array_equal(tail.knot_x[j], naive["knots"][0])
+        np.testing.assert_array_equal(tail.knot_sf[j], naive["knots"][1])
+        np.testing.assert_allclose([tail.sigma[j], tail.xi[j]], [naive["sigma"], naive["xi"]], rtol=1e-12)
+    assert np.all(tail.knot_sf > 0) and np.all(np.diff(tail.knot_sf, axis=1) <= 0)
+    g = np.linspace(-1.0, 300.0, 3001)[:, None].repeat(4, axis=1)
+    logsf = tail.logsf(g)
+    assert np.all(np.isfinite(logsf)) and np.all(np.diff(logsf, axis=0) <= 0)
+    top = x[:, 1].astype(np.float64).max()
+    np.testing.assert_allclose(tail.logsf(np.full((1, 4), (top + 100.0) / 2))[0, 1], np.log(0.5 / n))
+    assert tail.isf(0.1 / n)[1] == 100.0  # below the mass: the threshold, as for a constant column
+    assert tail.isf(0.75 / n)[1] < top  # within the body: below the largest value
+    tail.save(tmp_path / "t.npz")
+    back = ev.TailModel.load(tmp_path / "t.npz")
+    for name in ev.TailModel._ARRAYS:
+        np.testing.assert_array_equal(getattr(back, name), getattr(tail, name), err_msg=name)
 
 
 def test_topk_threshold_is_the_k_plus_first_largest_and_ties_reduce_it():

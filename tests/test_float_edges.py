@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import evtools as ev
+from evtools.gpd import METHODS
 from tests.reference.saliency_naive import normality_naive, zscore_exact
 
 DENORMAL = 5e-320
@@ -77,3 +78,59 @@ def test_normality_tests_are_finite_and_scale_invariant(column):
         statistic, pvalue = normality_naive(moderate[:, None], name)
         np.testing.assert_allclose(res.statistic[0], statistic[0], rtol=1e-9, err_msg=name)
         np.testing.assert_allclose(res.pvalue[0], pvalue[0], rtol=1e-9, atol=1e-15, err_msg=name)
+
+
+# --- GPD estimators and tail fits at any power-of-two scale ----------------------------------
+def _exact_sample(rng, bits, n=150):
+    """Heavy-tailed exceedances with ``bits`` significant bits (``m / 2**bits``, m in [1, 2**bits)),
+    so that every scale ``2**p`` with ``p >= bits - 1074`` (and ``p <= 1023``) is exact."""
+    m = np.minimum(np.floor(rng.pareto(2.5, n) * 2 ** (bits - 4)) + 1, 2**bits - 1)
+    return m / 2.0**bits
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("bits, p", [(10, -1064), (4, -1070), (10, -1030), (10, -600), (10, -1),
+                                     (10, 600), (10, 1000), (10, 1020), (10, 1023)])
+def test_gpd_fit_is_scale_equivariant_over_the_float64_range(rng, method, bits, p):
+    y = _exact_sample(rng, bits)
+    ref = ev.gpd_fit(y, method=method)
+    assert ref.status == 0  # the unscaled fit is usable
+    got = ev.gpd_fit(np.ldexp(y, p), method=method)
+    assert got.status == ref.status
+    assert np.isfinite(got.sigma) and got.sigma > 0
+    assert got.xi == ref.xi  # the same fit in units of max(y): bit for bit
+    np.testing.assert_allclose(got.sigma, np.ldexp(ref.sigma, p), rtol=1e-15, atol=2.0**-1074)
+    if got.sigma >= 2.0**-1022:  # a subnormal sigma keeps few digits, and the loglik at it differs
+        np.testing.assert_allclose(got.loglik, ref.loglik - y.size * p * np.log(2.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("scale", [2.0**-1000, 1e-300, 1e305, 1e306, 2.0**1013])
+def test_fit_tails_far_from_one_keeps_usable_fits(rng, method, scale):
+    G = np.column_stack([_exact_sample(rng, 10, 1000) for _ in range(3)])
+    ref = ev.fit_tails(G, ev.Quantile(0.9), method=method, progress=False)
+    got = ev.fit_tails(G * scale, ev.Quantile(0.9), method=method, progress=False)
+    np.testing.assert_array_equal(got.status, ref.status)
+    assert np.all(np.isfinite(got.sigma)) and np.all(got.sigma > 0)
+    np.testing.assert_allclose(got.xi, ref.xi, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got.sigma / scale, ref.sigma, rtol=1e-9)
+
+
+def test_exponential_fallback_mean_does_not_overflow(rng):
+    G = np.column_stack([_exact_sample(rng, 10, 1000) for _ in range(2)])
+    kw = dict(threshold=ev.TopK(400), min_exceed=10**6, progress=False)  # every column TOO_FEW
+    ref = ev.fit_tails(G, **kw)
+    got = ev.fit_tails(np.ldexp(G, 1023), **kw)  # the 400 excesses sum past 1.8e308
+    assert np.all(got.status == 1)
+    np.testing.assert_array_equal(got.sigma, np.ldexp(ref.sigma, 1023))
+    np.testing.assert_array_equal(got.xi, 0.0)
+    np.testing.assert_allclose(got.loglik, ref.loglik - ref.n_exceed * 1023 * np.log(2.0), rtol=1e-12)
+
+
+def test_a_sigma_beyond_float64_is_refused_not_inf(rng):
+    y = np.ldexp(0.9 + 1e-3 * rng.random(200), 1023)  # nearly constant: the moments' sigma is ~4e6 max(y)
+    fit = ev.gpd_fit(y, method="mom")
+    assert fit.status == 3 and np.isnan(fit.sigma) and not fit.converged  # NOT_CONVERGED
+    assert ev.gpd_fit(y / 2.0**40, method="mom").status == 0  # the same sample, in range
+    tail = ev.fit_tails(np.r_[np.zeros(1800), y][:, None], ev.TopK(200), method="mom", progress=False)
+    assert tail.status[0] == 3 and np.isfinite(tail.sigma[0]) and tail.xi[0] == 0.0  # the exponential fallback

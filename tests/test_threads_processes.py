@@ -10,7 +10,11 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+from numba import prange
+
+from evtools._kernels.parallel import ParallelKernel
 
 from tests.subprocess_helpers import ENV, ROOT
 
@@ -124,3 +128,21 @@ def test_run_demo_changes_no_process_setting_then_threads_score():
         for t in threads: t.join()
         assert not errors, errors
     """))
+
+
+def _add_rows(x):
+    out = np.empty(x.shape[0])
+    for i in prange(x.shape[0]):
+        out[i] = x[i].sum()
+    return out
+
+
+def test_serial_twin_is_named_apart_and_agrees():
+    # the twin's code gets its own name (co_qualname only where Python has it: 3.11+), so that
+    # numba's disk cache keeps the threaded and the serial compilation apart
+    kernel = ParallelKernel(_add_rows)
+    twin = kernel.serial
+    assert twin.py_func.__name__ == "_add_rows_serial" and twin.py_func.__qualname__ == "_add_rows_serial"
+    x = np.arange(12.0).reshape(4, 3)
+    np.testing.assert_array_equal(twin(x), kernel(x))
+    np.testing.assert_array_equal(twin(x), x.sum(axis=1))

@@ -14,13 +14,10 @@ maximum is its largest value, the first one among ties.
 import numpy as np
 from numba import njit, prange
 
-from .._status import OK, XI_BOUNDARY
-from .gof import MIN_GOF_SIZE, ad_cvm_sorted
 from .gpd import METHODS
 from .parallel import parallel_kernel
-from .return_levels import relative_cov
 from .sort import sorted_float64
-from .tails import fit_tail
+from .tails import fit_checks, fit_tail
 
 _MLE = METHODS["mle"]  # the estimator whose observed information gives rel_cov
 
@@ -181,8 +178,6 @@ def fit_clusters_block(X, t, run, method, min_exceed, n_total):
             y[i] -= t[j]
         sigma[j], xi[j], loglik[j], status[j] = fit_tail(y, method, min_exceed)
         mass[j] = m / n_total
-        if (status[j] == OK or status[j] == XI_BOUNDARY) and m >= MIN_GOF_SIZE:
-            ad[j], cvm[j] = ad_cvm_sorted(y, sigma[j], xi[j])
-        if method == _MLE and status[j] == OK:
-            rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = relative_cov(y, sigma[j], xi[j])
+        row = np.int64(j) if method == _MLE else np.int64(-1)  # rel_cov's row: the MLE's only
+        ad[j], cvm[j] = fit_checks(y, sigma[j], xi[j], status[j], rel_cov, row)
     return n_clusters, n_above, sigma, xi, loglik, status, mass, ad, cvm, rel_cov

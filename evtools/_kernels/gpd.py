@@ -13,7 +13,10 @@ other numba code (including inside ``prange`` loops):
   ``mom_fit`` (dispatched by name through :data:`METHODS` and :func:`fit_by_code`)
   and ``gpd_loglik``, ``gpd_observed_info``. They take a float64 1-D contiguous
   array ``y`` of exceedances (values >= 0, any order), never modify it, and
-  return status codes from :mod:`evtools._status`.
+  return status codes from :mod:`evtools._status`. Each one fits the sample
+  scaled by a power of two into ``max = [0.5, 1)`` (:func:`unit_scaled`,
+  exact), so no sum, reciprocal or mean overflows or loses digits to
+  subnormals anywhere in the float64 range, and scales ``sigma`` back.
 """
 import math
 
@@ -195,6 +198,56 @@ def _sample_status(y):
             return NOT_CONVERGED
         spread = spread or y[i] != y[0]
     return OK if spread else CONSTANT
+
+
+@njit(cache=True)
+def unit_scaled(y):
+    """``(z, e, status)``: the sample ``y`` scaled by ``2**-e`` so that ``max(z)`` is in ``[0.5, 1)``.
+
+    Multiplying by a power of two is exact (only values below
+    ``2**-1022 * max(y)`` would round, as subnormals), so an estimator fitted
+    to ``z`` gives ``y``'s ``xi``, ``sigma = math.ldexp(sigma_z, e)``
+    (:func:`scale_back`) and ``loglik = loglik_z - n e log 2``. ``status`` is
+    that of :func:`_sample_status`; ``z`` is a new float64 array (n,), ``y``
+    itself where ``y`` holds only zeros.
+    """
+    status = _sample_status(y)
+    ymax = 0.0
+    for i in range(y.size):
+        ymax = max(ymax, y[i])
+    if not (ymax > 0.0 and ymax < _INF):
+        return y, 0, status
+    e = math.frexp(ymax)[1]
+    z = np.empty(y.size)
+    for i in range(y.size):
+        z[i] = math.ldexp(y[i], -e)
+    return z, e, status
+
+
+@njit(cache=True)
+def scale_back(sigma, xi, status, e):
+    """``(sigma * 2**e, xi, status)`` of a fit in :func:`unit_scaled`'s units. An ``OK`` fit
+    whose ``sigma`` is NaN or past the float64 range (a nearly constant sample near 1e308)
+    or whose ``xi`` is not finite gives NaN and ``NOT_CONVERGED``."""
+    sigma = math.ldexp(sigma, e)
+    if status == OK and not (sigma < _INF and math.isfinite(xi)):
+        return _NAN, _NAN, NOT_CONVERGED
+    return sigma, xi, status
+
+
+@njit(cache=True)
+def exponential_fit(y):
+    """``(sigma, loglik)`` of the exponential with the mean of ``y`` (k >= 1 values > 0) as scale.
+
+    The mean is summed in :func:`unit_scaled`'s units (no overflow near 1e308).
+    """
+    k = y.size
+    z, e, _ = unit_scaled(y)
+    m = 0.0
+    for i in range(k):
+        m += z[i]
+    m = math.ldexp(m / k, e)
+    return m, -k * math.log(m) - k
 
 
 # ---------------------------------------------------------------------------
@@ -554,10 +607,18 @@ def mle_fit(y):
         point found is returned) or ``y`` holds negative or non-finite values
         (NaN returned); ``CONSTANT``.
     """
-    n = y.size
-    status = _sample_status(y)
+    z, e, status = unit_scaled(y)
     if status != OK:
         return _NAN, _NAN, _NAN, status
+    sigma, xi, loglik, status = _mle_unit(z)
+    sigma, xi, status = scale_back(sigma, xi, status, e)
+    return sigma, xi, loglik - y.size * e * _LOG2, status
+
+
+@njit(cache=True)
+def _mle_unit(y):
+    """:func:`mle_fit` of a sample with spread and ``max(y)`` in ``[0.5, 1)`` (:func:`unit_scaled`)."""
+    n = y.size
     ymax = 0.0
     ymin_pos = _INF
     sum_log = 0.0
@@ -634,10 +695,10 @@ def _pwm_from_moments(a0, a1):
 @njit(cache=True)
 def _pwm(y, plotting_positions):
     """:func:`pwm_fit` (unbiased ``a1``) or :func:`pwmb_fit` (plotting positions) of ``y``."""
-    status = _sample_status(y)
+    z, e, status = unit_scaled(y)
     if status != OK:
         return _NAN, _NAN, status
-    ys = sorted_float64(y)
+    ys = sorted_float64(z)
     n = ys.size
     a0 = 0.0
     a1 = 0.0
@@ -647,7 +708,8 @@ def _pwm(y, plotting_positions):
             a1 += (1.0 - (i + 0.65) / n) * ys[i]  # 1 - p_i, p_i = (rank - 0.35) / n
         else:
             a1 += (n - 1 - i) * ys[i]  # n - rank
-    return _pwm_from_moments(a0 / n, a1 / n if plotting_positions else a1 / (n * (n - 1.0)))
+    sigma, xi, status = _pwm_from_moments(a0 / n, a1 / n if plotting_positions else a1 / (n * (n - 1.0)))
+    return scale_back(sigma, xi, status, e)
 
 
 @njit(cache=True)
@@ -691,14 +753,14 @@ def mom_fit(y):
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
     ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
     """
-    status = _sample_status(y)
+    y, e, status = unit_scaled(y)
     if status != OK:
         return _NAN, _NAN, status
     n = y.size
     ymax = 0.0
     for i in range(n):
         ymax = max(ymax, y[i])
-    inv_ymax = 1.0 / ymax  # moments of y / max(y): no overflow or underflow at any scale
+    inv_ymax = 1.0 / ymax  # moments of y / max(y)
     mean = 0.0
     for i in range(n):
         mean += y[i] * inv_ymax
@@ -710,7 +772,7 @@ def mom_fit(y):
     if not ss > 0.0:
         return _NAN, _NAN, CONSTANT
     ratio = mean * mean * (n - 1) / ss
-    return 0.5 * ymax * mean * (1.0 + ratio), 0.5 * (1.0 - ratio), OK
+    return scale_back(0.5 * ymax * mean * (1.0 + ratio), 0.5 * (1.0 - ratio), OK, e)
 
 
 @njit(cache=True)
@@ -743,12 +805,14 @@ def zhang_fit(y):
     ``k = -xi`` and ``theta = -xi / sigma``.) If ``y_*`` is 0 (a quarter of
     the sample is zero), the smallest positive value takes its place. Computed
     on ``y / y_(n)`` (the estimator is scale-equivariant), so that neither the
-    grid nor the likelihoods overflow at any scale.
+    grid nor the likelihoods overflow at any scale; only a ``y_*`` below about
+    3e-308 ``y_(n)`` puts the grid itself beyond float64.
 
     Returns ``(sigma, xi, status)``; status ``OK``, ``CONSTANT`` (no spread), or
-    ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values.
+    ``NOT_CONVERGED`` with NaN if ``y`` holds negative or non-finite values or
+    the grid lies beyond float64.
     """
-    status = _sample_status(y)
+    y, e, status = unit_scaled(y)
     if status != OK:
         return _NAN, _NAN, status
     n = y.size
@@ -772,16 +836,18 @@ def zhang_fit(y):
         xi, b = _theta_profile(z, theta)
         logliks[j] = -n * (1.0 + math.log(b) + xi)
         lmax = max(lmax, logliks[j])
-    # weights exp(L_j) / sum_i exp(L_i), shifted by the largest for stability
+    # weights exp(L_j) / sum_i exp(L_i), shifted by the largest for stability; normalised
+    # before the weighted sum, which stays within the grid (the thetas reach 1e308 when
+    # the quartile is ~1e-308 max(y))
     wsum = 0.0
+    for j in range(m):
+        logliks[j] = math.exp(logliks[j] - lmax)
+        wsum += logliks[j]
     theta_hat = 0.0
     for j in range(m):
-        w = math.exp(logliks[j] - lmax)
-        wsum += w
-        theta_hat += w * thetas[j]
-    theta_hat /= wsum
+        theta_hat += (logliks[j] / wsum) * thetas[j]
     xi, sigma = _theta_profile(z, theta_hat)
-    return sigma * ymax, xi, OK
+    return scale_back(sigma * ymax, xi, OK, e)
 
 
 # ---------------------------------------------------------------------------

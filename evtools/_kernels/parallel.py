@@ -73,8 +73,12 @@ class ParallelKernel:
         """The same code compiled without threads (cached on disk under its own name)."""
         if self._serial is None:
             f = self._func
-            code = f.__code__.replace(co_name=f.__name__ + "_serial", co_qualname=f.__qualname__ + "_serial")
+            names = {"co_name": f.__name__ + "_serial"}
+            if hasattr(f.__code__, "co_qualname"):  # Python >= 3.11
+                names["co_qualname"] = f.__qualname__ + "_serial"
+            code = f.__code__.replace(**names)
             twin = types.FunctionType(code, f.__globals__, code.co_name, f.__defaults__, f.__closure__)
+            twin.__qualname__ = f.__qualname__ + "_serial"  # numba's cache files go by it (3.10 too)
             self._serial = njit(cache=True)(twin)
         return self._serial
 

@@ -19,6 +19,7 @@ from .._status import CONSTANT, OK, TOO_FEW, XI_BOUNDARY
 from .gof import MIN_GOF_SIZE, ad_cvm_sorted
 from .gpd import (  # noqa: F401 (METHODS: the registry)
     METHODS,
+    exponential_fit,
     fit_by_code,
     gpd_loglik,
     gpd_logsf_scalar,
@@ -52,8 +53,31 @@ def fit_tail(y, method, min_exceed):
         sigma, xi, loglik, status = fit_by_code(y, method)
         if status == OK or status == XI_BOUNDARY:
             return sigma, xi, loglik, status
-    m = y.mean()
-    return m, 0.0, -k * math.log(m) - k, status
+    m, ll = exponential_fit(y)
+    return m, 0.0, ll, status
+
+
+@njit(cache=True, nogil=True)
+def fit_checks(y, sigma, xi, status, rel_cov, j):
+    """``(ad, cvm)`` of a fit ``(sigma, xi, status)`` of the ascending excesses ``y``; writes ``rel_cov[j]``.
+
+    The Anderson-Darling and Cramer-von Mises statistics of a usable fit
+    (``OK``, ``XI_BOUNDARY``) of at least ``MIN_GOF_SIZE`` values, else NaN.
+    ``rel_cov``: float64 (B, 3) for maximum likelihood, whose row ``j``
+    receives the observed-information covariance
+    (:func:`evtools._kernels.return_levels.relative_cov`) of an ``OK`` fit,
+    NaN otherwise; nothing is written for ``j = -1`` or ``rel_cov`` None (then
+    ``relative_cov`` is not even compiled).
+    """
+    if rel_cov is not None and j >= 0:
+        c_ss = c_sx = c_xx = np.nan
+        if status == OK:
+            c_ss, c_sx, c_xx = relative_cov(y, sigma, xi)
+        rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = c_ss, c_sx, c_xx
+    ad = cvm = np.nan
+    if (status == OK or status == XI_BOUNDARY) and y.size >= MIN_GOF_SIZE:
+        ad, cvm = ad_cvm_sorted(y, sigma, xi)
+    return ad, cvm
 
 
 # --- the estimator chosen at compile time -------------------------------------------------
@@ -107,9 +131,9 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
     sigma, xi, loglik, ad, cvm : float64 (B,), status : int8 (B,), written
         (rows without exceedances are left to :func:`order_block`).
     rel_cov : float64 (B, 3) for maximum likelihood, None for the other
-        estimators: the observed-information covariance
-        (:func:`evtools._kernels.return_levels.relative_cov`) of the rows whose
-        status is OK is written there (other rows are left as they are).
+        estimators: the observed-information covariance of the rows with a
+        usable fit is written there (:func:`fit_checks`: NaN unless OK; other
+        rows are left as they are, as are ``ad, cvm``).
     """
     B, n_rows = T.shape
     for j in range(B):
@@ -127,18 +151,12 @@ def fit_block(T, t, n_exceed, marker, min_exceed, sigma, xi, loglik, status, ad,
                 s_, x_, l_, s = _estimate(y, marker)
             if rel_cov is not None:
                 s_, x_, l_, s = mle_fit(y)
-                if s == OK:
-                    rel_cov[j, 0], rel_cov[j, 1], rel_cov[j, 2] = relative_cov(y, s_, x_)
             if s == OK or s == XI_BOUNDARY:
                 sigma[j], xi[j], loglik[j], status[j] = s_, x_, l_, s
-                if k >= MIN_GOF_SIZE:
-                    ad[j], cvm[j] = ad_cvm_sorted(y, s_, x_)
+                ad[j], cvm[j] = fit_checks(y, s_, x_, s, rel_cov, j)
                 continue
-        m = 0.0  # the exponential fallback of `fit_tail`
-        for i in range(k):
-            m += y[i]
-        m /= k
-        sigma[j], xi[j], loglik[j], status[j] = m, 0.0, -k * math.log(m) - k, s
+        m, ll = exponential_fit(y)  # the exponential fallback of `fit_tail`
+        sigma[j], xi[j], loglik[j], status[j] = m, 0.0, ll, s
 
 
 # --- order statistics of sorted columns ------------------------------------------------------
@@ -185,7 +203,11 @@ def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, 
     n_knots : int >= 2, body knots below the threshold.
     n_exceed (B,) int64, mass (B,) float64, knot_x, knot_sf (B, n_knots + 1)
     float64, complete (B,) bool: written. For rows without exceedances also
-    sigma = inf, xi = 0, loglik = NaN, status = CONSTANT.
+    sigma = inf, xi = 0, loglik = NaN, status = CONSTANT, and mass
+    ``min(1 / (n_total + 1), knot_sf[j, n_knots])``. A (fixed) threshold above
+    every value, whose mid-p survival is 0, takes the largest value's instead
+    (``knot_sf[j, n_knots - 1]``): sf stays positive and non-increasing, flat
+    from the largest value up to the threshold.
     """
     B, n_rows = T.shape
     floor_mass = 1.0 / (n_total + 1.0)
@@ -220,7 +242,10 @@ def order_block(T, key, top, ones, t, rank, frac, first_kept, n_total, n_knots, 
                 knot_sf[j, i] = (n_rows - le + 0.5 * (le - lt)) / n_total
         knot_x[j, n_knots] = tj
         knot_sf[j, n_knots] = (n_rows - low + 0.5 * (low - at_t_lt)) / n_total
-        if k == 0:  # at most the mid-p survival at t, so that sf stays non-increasing
+        if k == 0:
+            if at_t_lt == n_rows:  # a fixed t above every value: the largest value's survival up to t
+                knot_sf[j, n_knots] = knot_sf[j, n_knots - 1]
+            # at most the mid-p survival at t, so that sf stays non-increasing
             mass[j] = min(floor_mass, knot_sf[j, n_knots])
             sigma[j] = np.inf
             xi[j] = 0.0

@@ -25,6 +25,8 @@ def threshold_of(x, rule, n_total=None, position=None):
         rank, frac = position
         lo = s[rank - (n_total - len(s))]
         return lo if frac == 0.0 else lo + frac * (s[rank - (n_total - len(s)) + 1] - lo)
+    if isinstance(rule, float):  # a fixed threshold
+        return rule
     if isinstance(rule, ev.Fixed):
         return float(rule.threshold)
     if isinstance(rule, ev.Quantile):
@@ -42,7 +44,7 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64, n_total=None, p
     """Everything fit_tails stores for one column, as a dict.
 
     ``x`` is the column, or its largest values when ``n_total`` (the column's length) is larger;
-    ``position``: see :func:`threshold_of`. The GPD fit (``sigma, xi, loglik, status``) is the
+    ``position``: see :func:`threshold_of`; ``rule`` may be a float (a fixed threshold). The GPD fit (``sigma, xi, loglik, status``) is the
     single-sample ``ev.gpd_fit``'s, or the exponential with the mean excess where that fails.
     """
     x = np.asarray(x, dtype=np.float64)
@@ -53,9 +55,10 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64, n_total=None, p
     y = np.sort(x[x > t] - t)
     k = len(y)
     out = {"threshold": t, "n_exceed": k}
+    # the survival at t; a t above every value takes the largest value's (never 0)
+    sf_t = midp_sf(x, min(t, s[-1]), n)
     if k == 0:
-        out.update(sigma=np.inf, xi=0.0, loglik=np.nan, status=CONSTANT,
-                   mass=min(1.0 / (n + 1), midp_sf(x, t, n)))
+        out.update(sigma=np.inf, xi=0.0, loglik=np.nan, status=CONSTANT, mass=min(1.0 / (n + 1), sf_t))
     else:
         status = TOO_FEW
         if k >= min_exceed:
@@ -73,7 +76,7 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64, n_total=None, p
         ks = [midp_sf(x, v, n) for v in kx]
     else:  # every kept value exceeds t
         kx, ks = [t] * n_knots, [1.0] * n_knots
-    out["knots"] = (np.array(kx + [t]), np.array(ks + [midp_sf(x, t, n)]))
+    out["knots"] = (np.array(kx + [t]), np.array(ks + [sf_t]))
     return out
 
 
