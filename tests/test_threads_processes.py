@@ -15,7 +15,6 @@ import pytest
 from numba import prange
 
 from evtools._kernels.parallel import ParallelKernel
-
 from tests.subprocess_helpers import ENV, ROOT
 
 pytestmark = pytest.mark.slow  # fresh interpreters, a pool, compilation in children
