@@ -202,7 +202,9 @@ class TailModel(TableRecord):
       the threshold has probability ``1 / (n_samples + 1)``, the smallest the
       reference can support (``score`` ``log10(n_samples + 1)``), or the
       mid-p survival at the threshold where that is smaller (a single
-      largest value), so that sf never increases.
+      largest value), so that sf never increases. A fixed threshold above
+      every value takes the largest value's mid-p survival instead (sf is
+      flat from there up to the threshold).
     - ``XI_BOUNDARY`` (MLE at xi = -1): the fit is used as it is.
 
     Beyond the upper end point of a bounded tail (xi < 0) the GPD gives
@@ -222,8 +224,9 @@ class TailModel(TableRecord):
     extremal_index : ndarray, shape (n_filters,)
         ``n_exceed / n_above``, the runs estimate when declustered.
     tail_mass : ndarray, shape (n_filters,)
-        Probability mass above the threshold used for scoring (``rate``, or
-        ``1 / (n_samples + 1)`` where no value exceeds).
+        Probability mass above the threshold used for scoring: ``rate``, or
+        where no value exceeds, the ``CONSTANT`` rule above (at most
+        ``1 / (n_samples + 1)``).
     knot_x, knot_sf : ndarray, shape (n_filters, n_knots + 1)
         Empirical body knots.
     ad_stat, cvm_stat : ndarray, shape (n_filters,)
