@@ -45,7 +45,8 @@ def fit_column(x, rule, method="mle", min_exceed=10, n_knots=64, n_total=None, p
 
     ``x`` is the column, or its largest values when ``n_total`` (the column's length) is larger;
     ``position``: see :func:`threshold_of`; ``rule`` may be a float (a fixed threshold). The GPD
-    fit (``sigma, xi, loglik, status``) is the single-sample ``ev.gpd_fit``'s, or the exponential with the mean excess where that fails.
+    fit (``sigma, xi, loglik, status``) is the single-sample ``ev.gpd_fit``'s, or the exponential
+    with the mean excess where that fails.
     """
     x = np.asarray(x, dtype=np.float64)
     n = len(x) if n_total is None else n_total
