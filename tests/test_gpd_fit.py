@@ -116,16 +116,25 @@ def test_mle_matches_bruteforce_on_generated_samples(values):
 @example([0.0, 2.2250738585072014e-308])  # Zhang's grid once overflowed at this scale: NaN with status OK
 @example([2.0, 2.2250738585072014e-308])  # Zhang's weighted sum of a grid near 1e308 overflowed: NaN, OK
 @example([3.0, 2.2250738585072014e-308])  # Zhang's grid beyond float64 (the reference's too)
+@example([0.0, 1.0])  # PWM's scale is 0: not a GPD, NOT_CONVERGED (see below)
 def test_pwm_zhang_mom_match_references(values):
     y = np.array(values)
     for kernel, ref in ((K.pwm_fit, naive.pwm), (K.zhang_fit, naive.zhang), (K.mom_fit, naive.mom)):
         sigma, xi, status = kernel(y)
-        if kernel is K.zhang_fit and not np.all(np.isfinite(ref(y))):
+        expected = ref(y)
+        if not np.all(np.isfinite(expected)):
             # Zhang's grid ~ 1 / y_* lies beyond float64 (y_* < 3e-308 max(y)): refused, not NaN with OK
             assert status == NOT_CONVERGED and np.isnan(sigma)
             continue
+        if status == NOT_CONVERGED:  # only a scale of 0 (PWM on [0, x]): no GPD, refused rather than OK
+            assert np.isnan(sigma) and expected[0] <= 1e-12
+            continue
         assert status == OK
-        np.testing.assert_allclose([sigma, xi], ref(y), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose([sigma, xi], expected, rtol=1e-10, atol=1e-12)
+
+
+def test_a_zero_scale_is_not_a_fit():
+    assert K.pwm_fit(np.array([0.0, 1.0]))[2] == NOT_CONVERGED  # PWM's estimate on [0, x] is sigma = 0
 
 
 @pytest.mark.parametrize("sigma, xi", [(1.0, 0.2), (2.0, -0.3), (0.5, 0.6), (1.0, 0.0), (3.0, -0.4)])

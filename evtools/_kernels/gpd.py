@@ -227,10 +227,11 @@ def unit_scaled(y):
 @njit(cache=True)
 def scale_back(sigma, xi, status, e):
     """``(sigma * 2**e, xi, status)`` of a fit in :func:`unit_scaled`'s units. An ``OK`` fit
-    whose ``sigma`` is NaN or past the float64 range (a nearly constant sample near 1e308)
-    or whose ``xi`` is not finite gives NaN and ``NOT_CONVERGED``."""
+    whose ``sigma`` is not a positive float64 (NaN, 0 as PWM gives on ``[0, x]``, or past the
+    float64 range, a nearly constant sample near 1e308) or whose ``xi`` is not finite gives
+    NaN and ``NOT_CONVERGED``: a GPD needs a positive scale."""
     sigma = math.ldexp(sigma, e)
-    if status == OK and not (sigma < _INF and math.isfinite(xi)):
+    if status == OK and not (0.0 < sigma < _INF and math.isfinite(xi)):
         return _NAN, _NAN, NOT_CONVERGED
     return sigma, xi, status
 
